@@ -1,0 +1,1 @@
+"""Dataset readers, splits, the HDF5 cache, samplers and image transforms."""

@@ -1,0 +1,1 @@
+"""Evaluation of rgbir-reid."""
