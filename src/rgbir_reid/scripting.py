@@ -1,0 +1,34 @@
+"""Support for the thin workflow scripts in ``workflow/scripts/``.
+
+Each script is ``run_script(snakemake, main)`` with a ``main(snakemake, logger)`` that calls
+the library. Errors are written to the rule's log and to stderr, then the job fails with a
+non-zero exit; Snakemake removes the job's declared outputs, and the library writes every
+output under a temporary name first, so nothing half-written is taken as finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Callable
+
+from rgbir_reid.log import get_logger
+
+
+def run_script(snakemake: Any, main: Callable[[Any, logging.Logger], None]) -> None:
+    """Run ``main`` with a logger writing to ``snakemake.log[0]``; log and re-raise any error."""
+    log_file = snakemake.log[0] if len(snakemake.log) else None
+    logger = get_logger(f"rgbir_reid.{snakemake.rule}", log_file)
+    logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
+    try:
+        main(snakemake, logger)
+    except Exception as e:  # the message names the file or key; the traceback goes to the log
+        logger.error("%s: %s", type(e).__name__, e)
+        logger.debug("traceback", exc_info=True)
+        for h in logger.handlers:
+            if isinstance(h, logging.FileHandler):
+                import traceback
+
+                h.stream.write(traceback.format_exc())
+                h.flush()
+        sys.exit(1)

@@ -1,0 +1,105 @@
+# Config validation, targets and input functions shared by every rule file.
+
+import copy
+
+from snakemake.utils import validate
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+# Trials per dataset format: SYSU-MM01 (and the demo, which has its layout) has one
+# training split, evaluated over gallery trials inside `evaluate`; RegDB has ten splits,
+# each with its own models.
+FORMAT_TRIALS = {"sysu_mm01": [1], "demo": [1], "regdb": list(range(1, 11))}
+# Methods whose training reads converted images need the CycleGAN.
+CONVERTED_SETS = {"converted_visible", "converted_thermal"}
+
+DATASETS = config["datasets"]
+METHODS = config["methods"]
+
+
+def _check_datasets():
+    for name, ds in DATASETS.items():
+        if ds["format"] != "demo" and not ds.get("root"):
+            raise ValueError(f"config key datasets.{name}.root is required for format {ds['format']!r}")
+        bad = set(ds.get("trials", [])) - set(FORMAT_TRIALS[ds["format"]])
+        if bad:
+            raise ValueError(
+                f"config key datasets.{name}.trials: {sorted(bad)} not trials of format "
+                f"{ds['format']!r}; expected a subset of {FORMAT_TRIALS[ds['format']]}"
+            )
+
+
+_check_datasets()
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) or "no-dataset",
+    method="|".join(METHODS) or "no-method",
+    trial=r"\d+",
+
+
+def dataset_format(dataset):
+    return DATASETS[dataset]["format"]
+
+
+def dataset_root(dataset):
+    """The dataset's native-layout root; the demo is generated under results/."""
+    if dataset_format(dataset) == "demo":
+        return f"results/{dataset}/demo_data"
+    return DATASETS[dataset]["root"]
+
+
+def trials_of(dataset):
+    return DATASETS[dataset].get("trials") or FORMAT_TRIALS[dataset_format(dataset)]
+
+
+def reid_settings(method):
+    """The re-ID settings of one method: the `reid:` section with the method's overrides."""
+    settings = copy.deepcopy(config["reid"])
+    settings.update(METHODS[method] or {})
+    return settings
+
+
+def uses_conversion(method):
+    return bool(CONVERTED_SETS & set(reid_settings(method)["train_sets"]))
+
+
+def any_conversion():
+    return any(uses_conversion(m) for m in METHODS)
+
+
+def index_input(wildcards):
+    if dataset_format(wildcards.dataset) == "demo":
+        return {"root": dataset_root(wildcards.dataset)}
+    return {}
+
+
+def cache_input(wildcards):
+    inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
+    if any_conversion():
+        inputs["generator"] = f"results/{wildcards.dataset}/trial{wildcards.trial}/cyclegan/generator.pt"
+    return inputs
+
+
+def metrics_files():
+    return [
+        f"results/{d}/trial{t}/{m}/metrics.json"
+        for d in DATASETS
+        for t in trials_of(d)
+        for m in METHODS
+    ]
+
+
+def cyclegan_sample_grids():
+    if not any_conversion():
+        return []
+    return [f"results/{d}/trial{t}/cyclegan/samples.png" for d in DATASETS for t in trials_of(d)]
+
+
+def fidelity_files():
+    return ["results/fidelity/fidelity.csv"] if config["conversion_fidelity"]["root"] else []
+
+
+def all_targets():
+    return ["results/report/table.md", "results/report/table.csv"]

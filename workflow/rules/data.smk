@@ -1,0 +1,55 @@
+# Datasets: the built-in demo, the manifest of a native layout, per-trial splits.
+
+
+rule make_demo:
+    output:
+        root=directory("results/{dataset}/demo_data"),
+    log:
+        "results/logs/{dataset}/make_demo.log",
+    benchmark:
+        "results/benchmarks/{dataset}/make_demo.tsv"
+    params:
+        options=lambda wc: DATASETS[wc.dataset]["demo"],
+        seed=config["seed"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/make_demo.py"
+
+
+rule index_dataset:
+    input:
+        unpack(index_input),
+    output:
+        manifest="results/{dataset}/manifest.csv",
+    log:
+        "results/logs/{dataset}/index_dataset.log",
+    benchmark:
+        "results/benchmarks/{dataset}/index_dataset.tsv"
+    params:
+        format=lambda wc: dataset_format(wc.dataset),
+        root=lambda wc: dataset_root(wc.dataset),
+        train_id_lists=lambda wc: DATASETS[wc.dataset]["train_id_lists"],
+        verify_images=lambda wc: DATASETS[wc.dataset]["verify_images"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/index_dataset.py"
+
+
+rule make_splits:
+    input:
+        manifest="results/{dataset}/manifest.csv",
+    output:
+        split="results/{dataset}/splits/trial{trial}.csv",
+    log:
+        "results/logs/{dataset}/trial{trial}/make_splits.log",
+    benchmark:
+        "results/benchmarks/{dataset}/trial{trial}/make_splits.tsv"
+    params:
+        format=lambda wc: dataset_format(wc.dataset),
+        root=lambda wc: dataset_root(wc.dataset),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/make_splits.py"

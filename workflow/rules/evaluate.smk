@@ -1,0 +1,20 @@
+# Evaluation: every protocol mode the config asks for, one metrics file per trial and method.
+
+
+rule evaluate:
+    input:
+        features="results/{dataset}/trial{trial}/{method}/features.h5",
+    output:
+        metrics="results/{dataset}/trial{trial}/{method}/metrics.json",
+    log:
+        "results/logs/{dataset}/trial{trial}/{method}/evaluate.log",
+    benchmark:
+        "results/benchmarks/{dataset}/trial{trial}/{method}/evaluate.tsv"
+    params:
+        format=lambda wc: dataset_format(wc.dataset),
+        dataset_settings=lambda wc: DATASETS[wc.dataset],
+        settings=config["evaluation"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/evaluate.py"
