@@ -1,0 +1,77 @@
+"""Config validation, the default (demo) run's plan, and Snakemake's linter."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+from rgbir_reid.config import defaults_of, settings_from
+
+
+def schema():
+    return yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+def test_default_run_dry_run_lists_every_stage(tmp_path):
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config.yaml"))
+    out = proc.stdout + proc.stderr
+    for rule in ["make_demo", "index_dataset", "make_splits", "train_cyclegan", "build_cache",
+                 "train_reid", "extract", "evaluate", "report"]:
+        assert rule in out, rule
+
+
+def test_lint_reports_nothing():
+    proc = run_snakemake(REPO, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "patch, key",
+    [
+        ({"reid": {"lrr": 0.1}}, "lrr"),
+        ({"cyclegan": {"lambda_cycle": "ten"}}, "lambda_cycle"),
+        ({"datasets": {"x": {"format": "sysu", "root": "/x"}}}, "format"),
+        ({"evaluaton": {}}, "evaluaton"),
+    ],
+)
+def test_unknown_or_mistyped_key_is_an_error_naming_it(tmp_path, patch, key):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for section, value in patch.items():
+        if isinstance(config.get(section), dict) and section != "datasets":
+            config[section].update(value)
+        else:
+            config[section] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    assert key in proc.stdout + proc.stderr
+
+
+def test_missing_root_is_an_error_naming_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"datasets": {"regdb": {"format": "regdb"}}}))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    assert proc.returncode != 0 and "datasets.regdb.root" in proc.stdout + proc.stderr
+
+
+def test_schema_defaults_are_the_library_defaults():
+    from rgbir_reid.training.cyclegan import CycleGANSettings
+    from rgbir_reid.training.reid import ReidSettings
+
+    defs = schema()["$defs"]
+    for name, cls in [("cyclegan", CycleGANSettings), ("reid", ReidSettings)]:
+        props = defs[name]["properties"]
+        assert set(props) == set(defaults_of(cls)), name
+        for key, value in defaults_of(cls).items():
+            assert props[key].get("default") == value, f"{name}.{key}"
+    method_keys = set(defs["reid_overrides"]["propertyNames"]["enum"])
+    assert method_keys == set(defaults_of(ReidSettings))
+
+
+def test_settings_from_names_unknown_key():
+    from rgbir_reid.training.reid import ReidSettings
+
+    with pytest.raises(ValueError, match=r"methods\.x\.nope"):
+        settings_from(ReidSettings, {"nope": 1}, "methods.x")

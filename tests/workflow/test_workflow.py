@@ -1,0 +1,148 @@
+"""The workflow end to end on the real SYSU-MM01 sample images, and its partial reruns.
+
+One tiny run (module-scoped) on ``../shared/data/sysu_mm01_sample`` is shared by the tests
+that inspect its results or dry-run reruns against it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+# Settings small enough for a 2-core CPU; the pipeline is the same as a full run.
+TINY = yaml.safe_load((REPO / "tests" / "workflow" / "tiny.yaml").read_text())
+
+
+def write_config(workdir: Path, datasets: dict, **sections) -> Path:
+    config = {**TINY, "datasets": datasets, **sections}
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table a dry run prints."""
+    text = proc.stdout + proc.stderr
+    stats = text[text.index("Job stats:"):]
+    jobs = {}
+    for line in stats.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if not m:
+            if jobs:
+                break
+            continue
+        jobs[m.group(1)] = int(m.group(2))
+    jobs.pop("total", None)
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def sysu_run(tmp_path_factory, shared_data):
+    workdir = tmp_path_factory.mktemp("sysu_run")
+    config = write_config(workdir, {"sysu": {"format": "sysu_mm01", "root": str(shared_data / "sysu_mm01_sample")}})
+    run_snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    return workdir, config
+
+
+def test_sample_run_reports_sysu_row_with_metrics_in_range(sysu_run):
+    workdir, _ = sysu_run
+    table = pd.read_csv(workdir / "results" / "report" / "table.csv")
+    rows = table[table["dataset"] == "sysu"]
+    assert set(rows["method"]) == {"ce2l", "baseline"}
+    for column in ("r1", "r10", "r20", "mAP"):
+        values = rows[column].astype(float)
+        assert values.notna().all() and ((values >= 0) & (values <= 100)).all(), column
+    md = (workdir / "results" / "report" / "table.md").read_text()
+    assert "SYSU-MM01" in md and "ce2l" in md
+
+
+def test_every_stage_left_its_artifacts(sysu_run):
+    workdir, _ = sysu_run
+    trial = workdir / "results" / "sysu" / "trial1"
+    for rel in ["cyclegan/generator.pt", "cyclegan/samples.png", "cache.h5", "ce2l/model.pt",
+                "ce2l/features.h5", "ce2l/metrics.json", "baseline/metrics.json"]:
+        assert (trial / rel).stat().st_size > 0, rel
+    for rule in ["index_dataset", "make_splits", "train_cyclegan", "build_cache"]:
+        assert list((workdir / "results" / "logs").rglob(f"{rule}.log")), rule
+        assert list((workdir / "results" / "benchmarks").rglob(f"{rule}.tsv")), rule
+
+
+def test_forcerun_train_reid_reruns_downstream_only(sysu_run):
+    workdir, config = sysu_run
+    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(config), "--forcerun", "train_reid"))
+    assert jobs["train_reid"] == 2 and jobs["extract"] == 2 and jobs["evaluate"] == 2 and jobs["report"] == 1
+    assert "train_cyclegan" not in jobs and "build_cache" not in jobs
+
+
+def test_forcerun_evaluate_reruns_evaluation_and_report_only(sysu_run):
+    workdir, config = sysu_run
+    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(config), "--forcerun", "evaluate"))
+    assert set(jobs) == {"evaluate", "report", "all"} or set(jobs) == {"evaluate", "report"}
+
+
+def test_changed_reid_setting_reruns_training_not_conversion(sysu_run, tmp_path):
+    workdir, config = sysu_run
+    changed = yaml.safe_load(Path(config).read_text())
+    changed["reid"]["lr"] = changed["reid"]["lr"] * 2
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(path)))
+    assert jobs.get("train_reid") == 2 and jobs.get("report") == 1
+    assert "train_cyclegan" not in jobs and "build_cache" not in jobs
+
+
+def test_until_train_cyclegan_stops_there(sysu_run, tmp_path):
+    workdir, config = sysu_run
+    jobs = planned_jobs(
+        run_snakemake(workdir, "-n", "--configfile", str(config), "--forcerun", "make_splits", "--until", "train_cyclegan")
+    )
+    assert "train_cyclegan" in jobs
+    assert not {"build_cache", "train_reid", "extract", "evaluate", "report"} & set(jobs)
+
+
+def test_new_generator_triggers_cache_rebuild(sysu_run):
+    workdir, config = sysu_run
+    generator = workdir / "results" / "sysu" / "trial1" / "cyclegan" / "generator.pt"
+    backup = generator.read_bytes()
+    generator.touch()
+    try:
+        jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(config)))
+    finally:
+        generator.write_bytes(backup)
+    assert jobs.get("build_cache") == 1 and "train_cyclegan" not in jobs
+
+
+@pytest.mark.parametrize("damage", ["no_exp", "no_cameras", "corrupt_image"])
+def test_broken_dataset_root_stops_with_error_naming_path(damage, tmp_path, shared_data):
+    root = tmp_path / "SYSU-MM01"
+    shutil.copytree(shared_data / "sysu_mm01_sample", root)
+    for p in root.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    if damage == "no_exp":
+        shutil.rmtree(root / "exp")
+        culprit = root / "exp"
+    elif damage == "no_cameras":
+        for cam in root.glob("cam*"):
+            shutil.rmtree(cam)
+        culprit = root
+    else:
+        culprit = root / "cam3" / "0004" / "0001.jpg"
+        culprit.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = write_config(workdir, {"sysu": {"format": "sysu_mm01", "root": str(root)}})
+    proc = run_snakemake(workdir, "--cores", "1", "--configfile", str(config), check=False)
+    assert proc.returncode != 0
+    log = (workdir / "results" / "logs" / "sysu" / "index_dataset.log").read_text()
+    assert str(culprit) in log and str(culprit) in proc.stderr + proc.stdout
+    assert not (workdir / "results" / "sysu" / "manifest.csv").exists()
+    assert not list((workdir / "results").rglob("*.tmp-*"))

@@ -1,0 +1,26 @@
+"""Paper-style tables and CMC curves over every trial and method."""
+
+import sys
+from pathlib import Path
+
+# Snakemake sets __file__ to this script; make src/ importable inside conda envs too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+import json  # noqa: E402
+
+from rgbir_reid.reporting.figures import plot_cmc  # noqa: E402
+from rgbir_reid.reporting.tables import write_tables  # noqa: E402
+from rgbir_reid.scripting import run_script  # noqa: E402
+
+
+def main(smk, logger):
+    rows = [row for path in smk.input.metrics for row in json.loads(Path(path).read_text())]
+    for row in rows:
+        row["dataset_format"] = smk.params.datasets[row["dataset"]]
+    out = Path(smk.output.table_md).parent
+    write_tables(rows, out, fidelity_csv=smk.input.fidelity[0] if smk.input.fidelity else None)
+    plot_cmc(rows, Path(smk.output.cmc_png), Path(smk.output.cmc_pdf))
+    logger.info("%d metric rows from %d files reported in %s", len(rows), len(smk.input.metrics), out)
+
+
+run_script(snakemake, main)  # noqa: F821
