@@ -54,7 +54,9 @@ def _check_root(root: str | Path) -> Path:
     root_path = root_path.resolve()
     for folder in (*REGDB_FOLDER.values(), "idx"):
         if not (root_path / folder).is_dir():
-            raise DatasetFormatError(f"RegDB root {root_path} has no {folder}/ folder (expected Visible/, Thermal/, idx/)")
+            raise DatasetFormatError(
+                f"RegDB root {root_path} has no {folder}/ folder (expected Visible/, Thermal/, idx/)"
+            )
     return root_path
 
 
@@ -89,11 +91,11 @@ def read_regdb_idx(root: str | Path, subset: str, modality: str, trial: int) -> 
             continue
         where = f"{path}, line {line_no}"
         tokens = line.split()
-        if len(tokens) != 2 or not _NUMBER.match(tokens[1]):
+        if len(tokens) != 2 or not _NUMBER.fullmatch(tokens[1]):
             raise DatasetFormatError(f"{where}: expected '<relative path> <label>', got {line.strip()!r}")
         rel, label = tokens[0], int(tokens[1])
         parts = Path(rel).parts
-        if len(parts) != 3 or parts[0] != folder or not _NUMBER.match(parts[1]):
+        if len(parts) != 3 or parts[0] != folder or not _NUMBER.fullmatch(parts[1]):
             raise DatasetFormatError(f"{where}: expected a path '{folder}/<pid>/<file>', got {rel!r}")
         pid = int(parts[1])
         image = os.path.normpath(os.path.join(root, rel))
@@ -109,7 +111,8 @@ def read_regdb_idx(root: str | Path, subset: str, modality: str, trial: int) -> 
             )
         if pid_of_label.setdefault(label, pid) != pid:
             raise DatasetFormatError(
-                f"{where}: label {label} is given to folder {parts[1]} here but to folder {pid_of_label[label]} earlier; "
+                f"{where}: label {label} is given to folder {parts[1]} here "
+                f"but to folder {pid_of_label[label]} earlier; "
                 "expected one identity folder per label"
             )
         entries.append((image, pid, label))
@@ -181,7 +184,7 @@ def index_regdb(root: str | Path, *, verify_images: bool = True) -> list[ImageRe
         for pid_dir in modality_dir.iterdir():
             if not pid_dir.is_dir():
                 continue
-            if not _NUMBER.match(pid_dir.name):
+            if not _NUMBER.fullmatch(pid_dir.name):
                 raise DatasetFormatError(f"unexpected folder {pid_dir}: expected identity folders named by a number")
             for image in pid_dir.iterdir():
                 if image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES:

@@ -95,7 +95,9 @@ def index_dataset(format: str, root: str | Path, **options: object) -> list[Imag
     fmt = get_format(format)
     unknown = sorted(set(options) - set(fmt.options))
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for dataset format {format!r}; valid options: {list(fmt.options)}")
+        raise ValueError(
+            f"unknown option(s) {unknown} for dataset format {format!r}; valid options: {list(fmt.options)}"
+        )
     return fmt.index(root, **options)
 
 

@@ -79,7 +79,7 @@ def read_id_list(path: str | Path) -> list[int]:
     ids: list[int] = []
     for position, token in enumerate(text.split(","), start=1):
         token = token.strip()
-        if not _ID_TOKEN.match(token) or int(token) == 0:
+        if not _ID_TOKEN.fullmatch(token) or int(token) == 0:
             raise DatasetFormatError(
                 f"malformed SYSU-MM01 id list {path}: entry {position} is {token!r}; "
                 "expected one line of comma-separated positive integers such as '1,2,4'"
@@ -122,7 +122,7 @@ def _numbered_subdirs(folder: Path, what: str) -> list[tuple[int, Path]]:
     for child in folder.iterdir():
         if not child.is_dir():
             continue  # stray files (e.g. thumbnails) are not part of the layout
-        if not _ID_TOKEN.match(child.name):
+        if not _ID_TOKEN.fullmatch(child.name):
             raise DatasetFormatError(
                 f"unexpected folder {child}: expected {what} folders named by a number such as '0001'"
             )
