@@ -6,29 +6,38 @@ from pathlib import Path
 # Snakemake sets __file__ to this script; make src/ importable inside conda envs too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from rgbir_reid.evaluation.protocols import evaluate_features  # noqa: E402
+import h5py  # noqa: E402
+
+from rgbir_reid.evaluation.protocols import EvaluationSettings, evaluate_features  # noqa: E402
 from rgbir_reid.io import write_json  # noqa: E402
 from rgbir_reid.scripting import run_script  # noqa: E402
+
+# The demo dataset has the SYSU-MM01 layout and is evaluated with its protocol.
+PROTOCOL_OF_FORMAT = {"sysu_mm01": "sysu_mm01", "demo": "sysu_mm01", "regdb": "regdb"}
 
 
 def main(smk, logger):
     ds, ev = smk.params.dataset_settings, smk.params.settings
+    settings = EvaluationSettings(
+        sysu_modes=tuple(ev["sysu_mm01_modes"]),
+        sysu_sampler=ev["gallery_sampler"],
+        sysu_n_trials=ev["n_gallery_trials"],
+        sysu_rand_perm_file=ds.get("rand_perm_cam"),
+        sysu_indoor_id_file=ds.get("test_id_indoor"),
+        regdb_directions=tuple(ev["regdb_directions"]),
+    )
+    with h5py.File(smk.input.features, "r") as f:
+        data = {k: f[k][()] for k in ("features", "pid", "camera", "modality")}
+        paths = f["path"].asstr()[()]
     rows = evaluate_features(
-        smk.input.features,
-        smk.params.format,
-        sysu_mm01_modes=ev["sysu_mm01_modes"],
-        gallery_sampler=ev["gallery_sampler"],
-        n_gallery_trials=ev["n_gallery_trials"],
-        indoor_ids=ev["indoor_ids"],
-        regdb_directions=ev["regdb_directions"],
-        rand_perm_cam=ds.get("rand_perm_cam"),
-        test_id_indoor=ds.get("test_id_indoor"),
+        data["features"], data["pid"], data["camera"], data["modality"], paths,
+        dataset_format=PROTOCOL_OF_FORMAT[smk.params.format], settings=settings,
     )
     extra = {"dataset": smk.wildcards.dataset, "method": smk.wildcards.method, "trial": int(smk.wildcards.trial)}
-    rows = [{**extra, **row} for row in rows]
+    rows = [{**row, **extra} for row in rows]
     write_json(rows, smk.output.metrics)
     for row in rows:
-        logger.info("%s gallery trial %s: rank-1 %.4f mAP %.4f", row["protocol"], row["gallery_trial"], row["rank1"], row["mAP"])
+        logger.info("%s, gallery trial %s: rank-1 %.4f mAP %.4f", row["protocol"], row["gallery_trial"], row["rank1"], row["mAP"])
 
 
 run_script(snakemake, main)  # noqa: F821

@@ -15,11 +15,9 @@ from rgbir_reid.scripting import run_script  # noqa: E402
 
 def main(smk, logger):
     rows = [row for path in smk.input.metrics for row in json.loads(Path(path).read_text())]
-    for row in rows:
-        row["dataset_format"] = smk.params.datasets[row["dataset"]]
     out = Path(smk.output.table_md).parent
-    write_tables(rows, out, fidelity_csv=smk.input.fidelity[0] if smk.input.fidelity else None)
-    plot_cmc(rows, Path(smk.output.cmc_png), Path(smk.output.cmc_pdf))
+    write_tables(rows, out)
+    plot_cmc(rows, smk.output.cmc_png)
     logger.info("%d metric rows from %d files reported in %s", len(rows), len(smk.input.metrics), out)
 
 

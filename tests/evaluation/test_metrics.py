@@ -1,0 +1,139 @@
+"""rank_metrics: hand-computed CMC / AP / mINP, the SYSU-MM01 rules, ties, and a loop reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rgbir_reid.evaluation import rank_metrics
+
+
+def _one(d, g_pids, q_pid, g_cams=None, q_cam=6, protocol="regdb", max_rank=5):
+    g_pids = np.asarray(g_pids)
+    g_cams = np.ones(len(g_pids), dtype=int) if g_cams is None else np.asarray(g_cams)
+    return rank_metrics(np.asarray([d], dtype=float), [q_pid], g_pids, [q_cam], g_cams, protocol=protocol, max_rank=max_rank)
+
+
+def test_plain_ranking_hand_computed():
+    # Ranked list: pid 2 (0.1), pid 3 (0.2), pid 1 (0.3), pid 1 (0.4): true matches at ranks 3 and 4.
+    res = _one([0.3, 0.1, 0.4, 0.2], [1, 2, 1, 3], q_pid=1)
+    assert res.mAP == pytest.approx((1 / 3 + 2 / 4) / 2)
+    assert res.mINP == pytest.approx(2 / 4)
+    np.testing.assert_allclose(res.cmc, [0, 0, 1, 1, 1])
+    assert res.n_query == res.n_valid_query == 1
+
+
+def test_sysu_identity_deduplication_in_cmc_only():
+    # Ranked list of pids 2, 2, 1, 3, 1. De-duplicated: 2, 1, 3 -> first match at rank 2 for SYSU-MM01;
+    # plain CMC (RegDB) puts it at rank 3. AP and mINP use the full list in both.
+    d, pids = [0.1, 0.2, 0.3, 0.4, 0.5], [2, 2, 1, 3, 1]
+    sysu = _one(d, pids, q_pid=1, protocol="sysu_mm01")
+    regdb = _one(d, pids, q_pid=1, protocol="regdb")
+    np.testing.assert_allclose(sysu.cmc, [0, 1, 1, 1, 1])
+    np.testing.assert_allclose(regdb.cmc, [0, 0, 1, 1, 1])
+    for res in (sysu, regdb):
+        assert res.mAP == pytest.approx((1 / 3 + 2 / 5) / 2)
+        assert res.mINP == pytest.approx(2 / 5)
+
+
+def test_sysu_camera3_query_never_sees_camera2_gallery():
+    d, pids, cams = [0.1, 0.2, 0.3], [1, 2, 1], [2, 1, 1]
+    # Camera 3: the camera-2 match is removed; list = pid 2, pid 1 -> rank 2.
+    cam3 = _one(d, pids, q_pid=1, g_cams=cams, q_cam=3, protocol="sysu_mm01")
+    assert cam3.mAP == pytest.approx(1 / 2)
+    assert cam3.mINP == pytest.approx(1 / 2)
+    np.testing.assert_allclose(cam3.cmc, [0, 1, 1, 1, 1])
+    # Camera 6 keeps everything: matches at ranks 1 and 3.
+    cam6 = _one(d, pids, q_pid=1, g_cams=cams, q_cam=6, protocol="sysu_mm01")
+    assert cam6.mAP == pytest.approx((1 + 2 / 3) / 2)
+    assert cam6.mINP == pytest.approx(2 / 3)
+    np.testing.assert_allclose(cam6.cmc, [1, 1, 1, 1, 1])
+    # RegDB has no camera rule, even for a camera numbered 3.
+    regdb = _one(d, pids, q_pid=1, g_cams=cams, q_cam=3, protocol="regdb")
+    assert regdb.mAP == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_query_without_match_after_removal_counts_nowhere():
+    d = np.array([[0.1, 0.2], [0.2, 0.1]])
+    # Query 0 (camera 3, pid 1): its only match is in camera 2 -> no true match, skipped.
+    # Query 1 (camera 6, pid 2): match at rank 2.
+    res = rank_metrics(d, [1, 2], [1, 2], [3, 6], [2, 1], protocol="sysu_mm01", max_rank=2)
+    assert res.n_query == 2 and res.n_valid_query == 1
+    assert res.mAP == pytest.approx(1.0)  # query 1: pid 2 at distance 0.1 comes first
+    np.testing.assert_allclose(res.cmc, [1, 1])
+    with pytest.raises(ValueError, match="no query has a true match"):
+        rank_metrics(d[:1], [1], [1, 2], [3], [2, 1], protocol="sysu_mm01")
+
+
+def test_ties_keep_gallery_order():
+    res = _one([0.5, 0.5, 0.5], [2, 1, 1], q_pid=1, protocol="sysu_mm01", max_rank=3)
+    assert res.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert res.mINP == pytest.approx(2 / 3)
+    np.testing.assert_allclose(res.cmc, [0, 1, 1])
+    res = _one([0.5, 0.5, 0.5], [1, 2, 1], q_pid=1, protocol="sysu_mm01", max_rank=3)
+    assert res.mAP == pytest.approx((1 + 2 / 3) / 2)
+    np.testing.assert_allclose(res.cmc, [1, 1, 1])
+
+
+def test_cmc_saturates_beyond_gallery_identities():
+    res = _one([0.2, 0.1], [1, 2], q_pid=1, protocol="sysu_mm01", max_rank=20)
+    assert res.cmc.shape == (20,)
+    assert res.cmc[0] == 0 and np.all(res.cmc[1:] == 1)
+
+
+def _reference(distmat, q_pids, g_pids, q_cams, g_cams, protocol, max_rank):
+    """One query at a time, straight from the definitions."""
+    hits, aps, inps = np.zeros(max_rank), [], []
+    for i in range(len(q_pids)):
+        order = np.argsort(distmat[i], kind="stable")
+        keep = ~((q_cams[i] == 3) & (g_cams[order] == 2)) if protocol == "sysu_mm01" else np.ones(len(order), bool)
+        ranked = g_pids[order][keep]
+        match = ranked == q_pids[i]
+        if not match.any():
+            continue
+        pos = np.flatnonzero(match) + 1
+        aps.append(np.mean(np.arange(1, len(pos) + 1) / pos))
+        inps.append(len(pos) / pos[-1])
+        if protocol == "sysu_mm01":
+            seen = list(dict.fromkeys(ranked.tolist()))
+            first = seen.index(q_pids[i])
+        else:
+            first = pos[0] - 1
+        hits[min(first, max_rank) :] += 1
+    if not aps:
+        return None
+    return hits / len(aps), float(np.mean(aps)), float(np.mean(inps))
+
+
+@pytest.mark.parametrize("protocol", ["sysu_mm01", "regdb"])
+def test_matches_loop_reference_with_chunks_ties_and_unsorted_gallery(protocol):
+    rng = np.random.default_rng(7)
+    for case in range(40):
+        n_q, n_g = rng.integers(1, 25), rng.integers(2, 40)
+        q_pids, g_pids = rng.integers(0, 6, n_q), rng.integers(0, 6, n_g)
+        q_cams, g_cams = rng.choice([3, 6], n_q), rng.choice([1, 2, 4, 5], n_g)
+        # Coarse integer distances make many exact ties; float32 checks a second dtype.
+        d = rng.integers(0, 4, (n_q, n_g)).astype(float) if case % 2 else rng.random((n_q, n_g)).astype(np.float32)
+        expected = _reference(d, q_pids, g_pids, q_cams, g_cams, protocol, 10)
+        if expected is None:
+            with pytest.raises(ValueError, match="no query has a true match"):
+                rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol)
+            continue
+        res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=10, chunk_elements=int(rng.integers(1, 120)))
+        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
+        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
+        assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+
+
+def test_bad_input_is_named():
+    d = np.zeros((1, 2))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        rank_metrics(d, [1], [1, 2], [1], [1, 1], protocol="market")
+    with pytest.raises(ValueError, match="g_pids has 3 entries"):
+        rank_metrics(d, [1], [1, 2, 3], [1], [1, 1], protocol="regdb")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        rank_metrics(np.array([[0.1, np.nan]]), [1], [1, 2], [1], [1, 1], protocol="regdb")
+    d = np.array([[0.3, 0.1]])
+    before = d.copy()
+    rank_metrics(d, [1], [1, 1], [3], [2, 1], protocol="sysu_mm01")
+    np.testing.assert_array_equal(d, before)  # the caller's matrix is not modified

@@ -1,0 +1,94 @@
+"""Result tables: hand-made rows -> expected formatted cells, published section, missing cells."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from rgbir_reid.reporting.published import PUBLISHED_RESULTS, SOURCES
+from rgbir_reid.reporting.tables import summarise, write_tables
+
+
+def _row(dataset, method, protocol, trial, r1, r10, r20, m_ap, minp=0.1, gallery_trial=0):
+    fmt = "regdb" if protocol.startswith("regdb") else "sysu_mm01"
+    return {
+        "dataset": dataset, "method": method, "trial": trial, "dataset_format": fmt, "protocol": protocol,
+        "mode": protocol.split(" ", 1)[1], "gallery_trial": gallery_trial, "rank1": r1, "rank10": r10,
+        "rank20": r20, "mAP": m_ap, "mINP": minp, "cmc": [r1] * 9 + [r10] * 10 + [r20], "n_query": 10, "n_gallery": 10,
+    }
+
+
+ROWS = [
+    _row("regdb", "CE2L", "regdb visible->thermal", 0, 0.40, 0.70, 0.80, 0.30),
+    _row("regdb", "CE2L", "regdb visible->thermal", 1, 0.50, 0.80, 0.90, 0.40),
+    _row("sysu_mm01", "CE2L", "sysu_mm01 all-search single-shot official", 0, 0.2952, 0.6, 0.7, 0.2843),
+    _row("sysu_mm01", "Baseline", "sysu_mm01 all-search single-shot official", 0, 0.10, 0.2, 0.3, 0.05, gallery_trial=0),
+    _row("sysu_mm01", "Baseline", "sysu_mm01 all-search single-shot official", 0, 0.20, 0.4, 0.5, 0.15, gallery_trial=1),
+    _row("sysu_mm01", "CE2L", "sysu_mm01 indoor-search multi-shot official", 0, 0.5, 0.6, 0.7, 0.4),
+]
+
+
+def test_summarise_mean_and_sample_std():
+    frame = summarise(ROWS)
+    ce2l = frame[(frame.method == "CE2L") & (frame.protocol == "regdb visible->thermal")].iloc[0]
+    assert ce2l.n == 2
+    assert ce2l.rank1_mean == pytest.approx(0.45)
+    assert ce2l.rank1_std == pytest.approx(math.sqrt(0.005))  # sample std of 0.40, 0.50
+    single = frame[(frame.method == "CE2L") & (frame.protocol.str.startswith("sysu_mm01 all"))].iloc[0]
+    assert single.n == 1 and math.isnan(single.mAP_std)
+    assert len(frame) == 4
+
+
+def test_write_tables_layout(tmp_path):
+    paths = write_tables(ROWS, tmp_path)
+    md = paths["md"].read_text(encoding="utf-8")
+    # Paper table: RegDB v->t beside SYSU-MM01 all-search single-shot, one row per method.
+    assert "RegDB r=1 | RegDB r=10 | RegDB r=20 | RegDB mAP | SYSU-MM01 r=1" in md
+    ce2l_line = next(line for line in md.splitlines() if line.startswith("| CE2L | 45.00"))
+    assert "45.00 ± 7.07" in ce2l_line and "35.00 ± 7.07" in ce2l_line  # RegDB r=1 and mAP
+    assert "| 29.52 |" in ce2l_line and "28.43" in ce2l_line  # SYSU single trial: mean only
+    base_line = next(line for line in md.splitlines() if line.startswith("| Baseline |"))
+    assert base_line.count("–") == 4  # no RegDB results for this method
+    assert "15.00 ± 7.07" in base_line  # SYSU r=1 over two gallery trials
+    # Other protocols get their own table, with the protocol named.
+    assert "## SYSU-MM01 indoor-search multi-shot official" in md
+    assert "`sysu_mm01 indoor-search multi-shot official`" in md
+    # Published numbers in their own, labelled section with sources.
+    assert "### Reported in the papers" in md
+    ce2l_pub = next(line for line in md.splitlines() if line.startswith("| CE²L |"))
+    assert "47.50" in ce2l_pub and "44.21" in ce2l_pub and "29.52" in ce2l_pub and "28.43" in ce2l_pub
+    assert "| AlignGAN | – | – | – | – | 42.40 | 85.00 | 93.70 | 40.70 |" in md
+    assert SOURCES["wang2019aligngan"] in md
+
+    csv = pd.read_csv(paths["csv"])
+    run = csv[(csv.section == "this run") & (csv.method == "CE2L") & csv.table.str.startswith("RegDB")].iloc[0]
+    assert run["RegDB r=1 mean"] == pytest.approx(45.0)
+    assert run["RegDB r=1 std"] == pytest.approx(7.0710678, rel=1e-6)
+    pub = csv[(csv.section == "reported in the papers") & (csv.method == "D²RL")].iloc[0]
+    assert pub["SYSU-MM01 r=1 mean"] == pytest.approx(28.9)
+
+    tex = paths["tex"].read_text(encoding="utf-8")
+    assert r"45.00 $\pm$ 7.07" in tex and r"\emph{Reported in the papers}" in tex
+    assert r"\begin{tabular}" in tex and tex.count(r"\begin{table}") == 2
+
+
+def test_tables_without_any_results(tmp_path):
+    md = write_tables([], tmp_path)["md"].read_text(encoding="utf-8")
+    assert "(no results)" in md and "### Reported in the papers" in md
+
+
+def test_missing_key_is_reported():
+    with pytest.raises(ValueError, match="lacks keys"):
+        summarise([{"protocol": "regdb visible->thermal"}])
+
+
+def test_published_data_is_consistent():
+    for res in PUBLISHED_RESULTS:
+        assert res.source in SOURCES
+        assert res.dataset_format in ("regdb", "sysu_mm01")
+        for v in (res.rank1, res.rank10, res.rank20, res.mAP):
+            assert v is None or 0 <= v <= 100
+        if None not in (res.rank1, res.rank10, res.rank20):
+            assert res.rank1 <= res.rank10 <= res.rank20
