@@ -39,6 +39,14 @@ wildcard_constraints:
     trial=r"\d+",
 
 
+def canonical(settings):
+    """A settings mapping with sorted keys: Snakemake compares params as recorded, so key
+    order (which differs between config files) must not look like a change."""
+    if isinstance(settings, dict):
+        return {k: canonical(settings[k]) for k in sorted(settings)}
+    return settings
+
+
 def dataset_format(dataset):
     return DATASETS[dataset]["format"]
 
@@ -58,7 +66,7 @@ def reid_settings(method):
     """The re-ID settings of one method: the `reid:` section with the method's overrides."""
     settings = copy.deepcopy(config["reid"])
     settings.update(METHODS[method] or {})
-    return settings
+    return canonical(settings)
 
 
 def uses_conversion(method):

@@ -19,9 +19,10 @@ rule train_cyclegan:
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/train_cyclegan.tsv"
     params:
-        settings=config["cyclegan"],
+        settings=canonical(config["cyclegan"]),
         device=config["device"],
         seed=config["seed"],
+    threads: 8
     resources:
         gpu=1,
     conda:
@@ -40,8 +41,9 @@ rule build_cache:
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/build_cache.tsv"
     params:
-        settings=config["cache"],
+        settings=canonical(config["cache"]),
         device=config["device"],
+    threads: 8
     resources:
         gpu=1,
     conda:
@@ -61,9 +63,10 @@ rule train_cyclegan_pairs:
         "results/benchmarks/fidelity/train_cyclegan_pairs.tsv"
     params:
         root=config["conversion_fidelity"]["root"],
-        settings=config["cyclegan"],
+        settings=canonical(config["cyclegan"]),
         device=config["device"],
         seed=config["seed"],
+    threads: 8
     resources:
         gpu=1,
     conda:
@@ -90,6 +93,7 @@ rule conversion_fidelity:
         root=config["conversion_fidelity"]["root"],
         image_size=config["cyclegan"]["image_size"],
         device=config["device"],
+    threads: 8
     resources:
         gpu=1,
     conda:

@@ -9,7 +9,7 @@ rule make_demo:
     benchmark:
         "results/benchmarks/{dataset}/make_demo.tsv"
     params:
-        options=lambda wc: DATASETS[wc.dataset]["demo"],
+        options=lambda wc: canonical(DATASETS[wc.dataset]["demo"]),
         seed=config["seed"],
     conda:
         "../../envs/torch.yaml"

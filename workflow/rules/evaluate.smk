@@ -12,8 +12,8 @@ rule evaluate:
         "results/benchmarks/{dataset}/trial{trial}/{method}/evaluate.tsv"
     params:
         format=lambda wc: dataset_format(wc.dataset),
-        dataset_settings=lambda wc: DATASETS[wc.dataset],
-        settings=config["evaluation"],
+        dataset_settings=lambda wc: canonical(DATASETS[wc.dataset]),
+        settings=canonical(config["evaluation"]),
     conda:
         "../../envs/torch.yaml"
     script:

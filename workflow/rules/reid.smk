@@ -21,6 +21,7 @@ rule train_reid:
         settings=lambda wc: reid_settings(wc.method),
         device=config["device"],
         seed=config["seed"],
+    threads: 8
     resources:
         gpu=1,
     conda:
@@ -42,6 +43,7 @@ rule extract:
     params:
         batch_size=config["extract"]["batch_size"],
         device=config["device"],
+    threads: 8
     resources:
         gpu=1,
     conda:

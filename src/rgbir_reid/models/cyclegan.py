@@ -128,7 +128,8 @@ class PatchDiscriminator(nn.Module):
 
     Shapes: ``[N, 3, H, W]`` -> ``[N, 1, H', W']`` raw scores (least-squares GAN: no sigmoid);
     for ``n_layers = 3``, ``H' = H / 8 - 2`` when ``H`` is a multiple of 8 (256 -> 30, 32 -> 2).
-    Inputs need ``H, W >= 2 ** n_layers * 4``-ish; very small inputs raise from ``conv2d``.
+    Inputs with a side below :attr:`min_side` (24 for ``n_layers = 3``; only tiny test images
+    such as 32x16) are reflection-padded up to it, so that at least one score comes out.
     """
 
     def __init__(self, ndf: int = 64, n_layers: int = 3, in_channels: int = 3) -> None:
@@ -144,9 +145,25 @@ class PatchDiscriminator(nn.Module):
             ch = out
         layers.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
+        self.min_side = next(s for s in range(1, 4096) if _conv_stack_output(self.model, s) >= 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = max(self.min_side - h, 0), max(self.min_side - w, 0)
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), mode=mode)
         return self.model(x)
+
+
+def _conv_stack_output(module: nn.Module, side: int) -> int:
+    """Output side of the ``Conv2d`` layers of ``module`` (in order) for an input ``side`` pixels wide."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            side = (side + 2 * m.padding[0] - m.kernel_size[0]) // m.stride[0] + 1
+            if side < 1:
+                return 0
+    return side
 
 
 def receptive_field(module: nn.Module) -> int:

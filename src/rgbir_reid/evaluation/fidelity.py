@@ -1,0 +1,123 @@
+"""Fidelity of visible->thermal conversion on registered pairs (e.g. LLVIP test pairs).
+
+Registered pairs give each visible image its real infrared counterpart, so a converted image
+``G_rgb2ir(visible)`` can be compared with the truth pixel by pixel: mean L1, PSNR and SSIM
+(Wang et al. 2004, via ``skimage.metrics.structural_similarity``). The baseline row is the
+visible image turned grey (ITU-R BT.601 luma, the same weights PIL uses for mode ``"L"``),
+i.e. what a converter that only drops colour would score.
+
+All metrics take uint8 images ``[H, W, 3]`` or ``[N, H, W, 3]``; for a batch they return the
+mean of the per-image values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from skimage.metrics import structural_similarity
+
+from rgbir_reid.data.paired import ImagePair, load_pairs
+from rgbir_reid.models.cyclegan import translate
+from rgbir_reid.training.cyclegan import load_generators
+
+# ITU-R BT.601 luma weights (R, G, B).
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+BASELINE_NAME = "grey visible (baseline)"
+GENERATOR_NAME = "G_rgb2ir"
+
+
+def _as_batch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {a.dtype} and {b.dtype}")
+    if a.ndim == 3:
+        a, b = a[None], b[None]
+    if a.ndim != 4 or a.shape[-1] != 3 or a.shape[0] == 0:
+        raise ValueError(f"expected [H, W, 3] or [N, H, W, 3] with N >= 1, got {a.shape}")
+    return a, b
+
+
+def l1_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference on the [0, 1] pixel scale (0 for identical images, at most 1)."""
+    a, b = _as_batch(a, b)
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / 255.0)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB, ``10 log10(255^2 / MSE)``, averaged over images.
+
+    Identical images have ``MSE = 0`` and PSNR ``+inf`` (returned as ``float("inf")``, not
+    capped); the batch mean is then ``inf`` as well if any image pair is identical.
+    """
+    a, b = _as_batch(a, b)
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        values = 10.0 * np.log10(255.0**2 / mse)
+    return float(values.mean())
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity (Wang et al. 2004), mean over images; 1 for identical images.
+
+    ``skimage.metrics.structural_similarity`` with ``channel_axis=-1`` (SSIM per colour channel,
+    averaged) and ``data_range=255`` (uint8), its default 7x7 uniform window. Images must be at
+    least 7 pixels on each side.
+    """
+    a, b = _as_batch(a, b)
+    return float(np.mean([structural_similarity(x, y, channel_axis=-1, data_range=255) for x, y in zip(a, b)]))
+
+
+def to_grey(images: np.ndarray) -> np.ndarray:
+    """uint8 ``[..., 3]`` RGB -> uint8 ``[..., 3]`` with the BT.601 luma in every channel."""
+    luma = np.clip(np.round(images.astype(np.float64) @ LUMA_WEIGHTS), 0, 255).astype(np.uint8)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def fidelity_row(method: str, converted: np.ndarray, truth: np.ndarray) -> dict:
+    """``{"method", "n_pairs", "l1", "psnr_db", "ssim"}`` of ``converted`` against ``truth``."""
+    return {
+        "method": method,
+        "n_pairs": int(len(truth)),
+        "l1": l1_error(converted, truth),
+        "psnr_db": psnr(converted, truth),
+        "ssim": ssim(converted, truth),
+    }
+
+
+def conversion_fidelity(
+    generator_path: str | Path,
+    pairs: Sequence[ImagePair],
+    image_size: tuple[int, int],
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+) -> pd.DataFrame:
+    """Score ``G_rgb2ir(visible)`` against the real infrared image of held-out registered pairs.
+
+    Args:
+        generator_path: a ``generator.pt`` from :func:`rgbir_reid.training.cyclegan.train_cyclegan`.
+        pairs: held-out pairs (:func:`rgbir_reid.data.paired.read_pairs` of the test folder).
+        image_size: ``(height, width)`` both images are resized to before conversion and scoring.
+        device: where the generator runs.
+        batch_size: images per forward pass.
+
+    Returns:
+        Two rows, ``G_rgb2ir`` and ``grey visible (baseline)``, with columns ``method``,
+        ``n_pairs``, ``l1`` (mean absolute error, [0, 1] pixel scale, lower is better),
+        ``psnr_db`` (dB, higher is better) and ``ssim`` ([-1, 1], higher is better).
+
+    Raises:
+        ValueError: if ``pairs`` is empty.
+        DatasetFormatError: if an image cannot be decoded (names the file).
+    """
+    if not pairs:
+        raise ValueError("conversion_fidelity: no pairs given")
+    visible, infrared = load_pairs(pairs, image_size)
+    generator = load_generators(generator_path, device)["G_rgb2ir"]
+    fake_ir = translate(generator, visible, device, batch_size)
+    rows = [fidelity_row(GENERATOR_NAME, fake_ir, infrared), fidelity_row(BASELINE_NAME, to_grey(visible), infrared)]
+    return pd.DataFrame(rows, columns=["method", "n_pairs", "l1", "psnr_db", "ssim"])

@@ -1,0 +1,118 @@
+"""The HDF5 cache with CycleGAN converters: provenance, contents, and no half file after SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from rgbir_reid.data.cache import KIND_CONVERTED, KIND_REAL, CacheDataset, cache_is_current, read_cache_attrs, write_cache
+from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE, ImageRecord
+from rgbir_reid.data.transforms import load_image
+from rgbir_reid.io import sha256_file
+from rgbir_reid.models.cyclegan import build_cyclegan
+from rgbir_reid.training.cyclegan import build_cache, make_converters, save_generators
+
+SIZE = (32, 16)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # Tiny tensors: one thread is faster, and far faster when other jobs share the cores.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _sysu_records(shared_data: Path) -> list[ImageRecord]:
+    root = shared_data / "sysu_mm01_sample"
+    out = []
+    for p in sorted(root.glob("cam*/*/*.jpg")):
+        cam, pid = int(p.parts[-3][3:]), int(p.parts[-2])
+        out.append(ImageRecord(str(p), pid, cam, THERMAL if cam in (3, 6) else VISIBLE, "train"))
+    return out
+
+
+def _generator(path: Path, seed: int) -> Path:
+    nets = build_cyclegan(ngf=4, ndf=4, n_blocks=1, seed=seed)
+    return save_generators(path, {n: nets[n] for n in ("G_rgb2ir", "G_ir2rgb")})
+
+
+def test_cache_names_generator_and_holds_converted_images(shared_data, tmp_path):
+    records = _sysu_records(shared_data)[::3]  # 20 images of both modalities
+    gen = _generator(tmp_path / "generator.pt", seed=0)
+    out = build_cache(tmp_path / "cache.h5", records, SIZE, gen, batch_size=8, config_hash="abc")
+    sha = sha256_file(gen)
+    attrs = read_cache_attrs(out)
+    assert attrs["generator_sha256"] == sha and attrs["config_hash"] == "abc"
+    assert (attrs["image_height"], attrs["image_width"]) == SIZE
+    assert cache_is_current(out, generator_sha256=sha, config_hash="abc")
+    other = sha256_file(_generator(tmp_path / "other.pt", seed=1))
+    assert other != sha and not cache_is_current(out, generator_sha256=other, config_hash="abc")
+
+    n = len(records)
+    with h5py.File(out, "r") as f:
+        images, modality, kind, source = f["images"][()], f["modality"][()], f["kind"][()], f["source_index"][()]
+    assert images.shape == (2 * n, *SIZE, 3)
+    assert (kind[:n] == KIND_REAL).all() and (kind[n:] == KIND_CONVERTED).all()
+    assert (source[n:] == np.arange(n)).all()
+    assert (modality[n:] == 1 - modality[:n]).all()  # converted images show the other modality
+    real = np.stack([load_image(r.path, SIZE) for r in records])
+    assert np.array_equal(images[:n], real)
+    conv = make_converters(gen, "cpu")
+    for i, r in enumerate(records):
+        expected = conv["rgb2ir" if r.modality == VISIBLE else "ir2rgb"](real[i : i + 1])[0]
+        assert modality[n + i] == MODALITY_CODE[THERMAL if r.modality == VISIBLE else VISIBLE]
+        assert np.abs(images[n + i].astype(int) - expected.astype(int)).max() <= 1
+
+    loader = DataLoader(CacheDataset(out), batch_size=16, num_workers=0)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (16, 3, *SIZE) and batch["image"].dtype == torch.uint8
+
+
+SCRIPT = """
+import time
+from rgbir_reid.data.cache import write_cache
+from rgbir_reid.data.records import ImageRecord
+
+def slow(images):
+    time.sleep(0.1)
+    return images[..., ::-1].copy()
+
+records = [ImageRecord(*r) for r in {records!r}]
+write_cache({out!r}, records, {size!r}, converters={{"rgb2ir": slow, "ir2rgb": slow}}, batch_size=1)
+"""
+
+
+def test_killed_write_leaves_no_file_at_output(shared_data, tmp_path):
+    records = _sysu_records(shared_data)
+    out = tmp_path / "cache.h5"
+    script = tmp_path / "write.py"
+    rows = [(r.path, r.pid, r.camera, r.modality, r.subset) for r in records]
+    script.write_text(textwrap.dedent(SCRIPT.format(records=rows, out=str(out), size=SIZE)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("cache.tmp-*.h5")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # a few batches into the file
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "write_cache ended before it could be killed"
+    assert list(tmp_path.glob("cache.tmp-*.h5")), "the kill should have hit a partly written temporary file"
+    assert not out.exists()  # so Snakemake would not take the cache as complete
+
+    # A rerun writes the complete file despite the leftover temporary file.
+    write_cache(out, records[:4], SIZE, converters={"rgb2ir": np.copy, "ir2rgb": np.copy}, batch_size=2)
+    assert len(CacheDataset(out)) == 8
