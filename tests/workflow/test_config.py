@@ -75,3 +75,19 @@ def test_settings_from_names_unknown_key():
 
     with pytest.raises(ValueError, match=r"methods\.x\.nope"):
         settings_from(ReidSettings, {"nope": 1}, "methods.x")
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ("sysu_mm01.yaml", {"train_cyclegan": 1, "build_cache": 1, "train_reid": 2, "evaluate": 2}),
+        ("regdb.yaml", {"train_cyclegan": 10, "build_cache": 10, "train_reid": 20, "evaluate": 20}),
+    ],
+)
+def test_full_paper_configs_plan_the_whole_dag(tmp_path, config, expected):
+    import re
+
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "workflow" / "configs" / config))
+    out = proc.stdout + proc.stderr
+    for rule, count in expected.items():
+        assert re.search(rf"^{rule}\s+{count}\s*$", out, re.M), (rule, count)

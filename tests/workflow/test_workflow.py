@@ -159,3 +159,13 @@ def test_broken_dataset_root_stops_with_error_naming_path(damage, tmp_path, shar
     assert str(culprit) in proc.stderr + proc.stdout
     assert not (workdir / "results" / "sysu" / "manifest.csv").exists()
     assert not list((workdir / "results").rglob("*.tmp-*"))
+
+
+def test_html_report_holds_tables_and_figures(sysu_run):
+    workdir, config = sysu_run
+    html = workdir / "results" / "report.html"
+    run_snakemake(workdir, "--configfile", str(config), "--report", str(html))
+    text = html.read_text(errors="replace")
+    for name in ["table.md", "cmc.png", "samples.png", "losses.png"]:
+        assert name in text, name
+    assert "Reported in the papers" in text or "CMC" in text

@@ -1,0 +1,231 @@
+"""Re-ID networks: one-stream and two-stream torchvision backbones with an embedding head.
+
+A backbone is cut into *stages* (ResNet: stem, layer1..layer4; AlexNet: its five conv
+blocks). In a **two-stream** network the first ``specific_stages`` stages exist twice, one
+copy for visible and one for thermal input, and each sample is routed by its modality
+(0 visible, 1 thermal: the modality its pixels show); the remaining stages, the pooling
+and the head are shared, as in the two-stream networks CE²L (Dai et al.) builds on. A
+**one-stream** network shares everything and ignores the modality.
+
+Head (both kinds): pooled backbone feature ``[N, F]`` -> ``Linear(F, embedding_dim)`` ->
+``BatchNorm1d`` = the embedding ``[N, D]`` (used by the ranking losses and, in eval mode,
+as the re-ID feature) -> ``Dropout(dropout)`` -> ``Linear(D, num_classes)`` = identity logits.
+
+Minimum input sizes: ResNet any size ≥ 32x16; AlexNet ≥ 63x63 (paper setting 227x227).
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
+
+# Input normalisation of every torchvision ImageNet model: (x / 255 - mean) / std per RGB channel.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# torchvision constructor and the ImageNet weights used for ``pretrained="imagenet"``.
+BACKBONES: dict[str, tuple[Callable[..., nn.Module], object]] = {
+    "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1),
+    "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+    "alexnet": (torchvision.models.alexnet, torchvision.models.AlexNet_Weights.IMAGENET1K_V1),
+}
+
+
+def load_torchvision_backbone(name: str, pretrained: str) -> nn.Module:
+    """A torchvision classification model with the requested initial weights.
+
+    Args:
+        name: a key of :data:`BACKBONES`.
+        pretrained: ``"imagenet"`` (torchvision's ImageNet weights, downloaded once into the
+            torch hub cache), ``"none"`` (random init), or the path of a local state-dict file
+            with torchvision key names (e.g. the downloaded ``.pth``).
+
+    Raises:
+        ValueError: unknown backbone name (lists valid ones).
+        FileNotFoundError: ``pretrained`` is neither keyword nor an existing file.
+        RuntimeError: the state-dict file does not match the backbone (names the file).
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; valid: {sorted(BACKBONES)}")
+    ctor, weights = BACKBONES[name]
+    if pretrained == "imagenet":
+        return ctor(weights=weights)
+    model = ctor(weights=None)
+    if pretrained == "none":
+        return model
+    path = Path(pretrained)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained: expected 'imagenet', 'none' or a state-dict file; {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise RuntimeError(f"pretrained weights {path} do not fit torchvision {name}: {e}") from e
+    return model
+
+
+def _resnet_stages(model: nn.Module, last_stride: int) -> tuple[list[nn.Module], nn.Module, int]:
+    if last_stride not in (1, 2):
+        raise ValueError(f"last_stride must be 1 or 2, got {last_stride}")
+    if last_stride == 1:
+        # A stride-1 last stage doubles the final feature map (finer detail for re-ID).
+        block = model.layer4[0]
+        strided = block.conv2 if hasattr(block, "conv3") else block.conv1  # Bottleneck vs BasicBlock
+        strided.stride = (1, 1)
+        block.downsample[0].stride = (1, 1)
+    stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+    stages = [stem, model.layer1, model.layer2, model.layer3, model.layer4]
+    pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    return stages, pool, model.fc.in_features
+
+
+def _alexnet_stages(model: nn.Module, last_stride: int) -> tuple[list[nn.Module], nn.Module, int]:
+    f = model.features
+    stages = [f[0:3], f[3:6], f[6:8], f[8:10], f[10:13]]
+    # fc6 and fc7 (with AlexNet's own dropout) are part of the shared deep layers.
+    pool = nn.Sequential(model.avgpool, nn.Flatten(1), *model.classifier[:6])
+    return stages, pool, model.classifier[4].out_features
+
+
+STAGE_SPLITTERS = {"resnet18": _resnet_stages, "resnet50": _resnet_stages, "alexnet": _alexnet_stages}
+
+
+class ReidNet(nn.Module):
+    """One- or two-stream re-ID network (see the module docstring for the layout).
+
+    Args:
+        backbone: ``"resnet18"``, ``"resnet50"`` or ``"alexnet"``.
+        num_classes: training identities ``C`` (classifier outputs).
+        two_stream: modality-specific shallow stages if True, all shared if False.
+        specific_stages: leading stages that are modality-specific (1 = ResNet stem /
+            AlexNet conv1 block; up to 4). Ignored when ``two_stream`` is False.
+        embedding_dim: ``D``.
+        dropout: dropout before the identity classifier (paper: 0.5).
+        pretrained: ``"imagenet"``, ``"none"`` or a torchvision state-dict file.
+        last_stride: 1 or 2, stride of the last ResNet stage (ignored for AlexNet).
+
+    Raises:
+        ValueError: on an unknown backbone or out-of-range sizes.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        *,
+        two_stream: bool,
+        specific_stages: int = 1,
+        embedding_dim: int = 512,
+        dropout: float = 0.5,
+        pretrained: str = "imagenet",
+        last_stride: int = 1,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1 or embedding_dim < 1:
+            raise ValueError(f"num_classes and embedding_dim must be >= 1, got {num_classes}, {embedding_dim}")
+        if not 1 <= specific_stages <= 4:
+            raise ValueError(f"specific_stages must be in 1..4, got {specific_stages}")
+        stages, pool, feature_dim = STAGE_SPLITTERS[backbone](load_torchvision_backbone(backbone, pretrained), last_stride)
+        self.two_stream = two_stream
+        shallow = nn.Sequential(*stages[:specific_stages])
+        if two_stream:
+            # Both streams start from the same (e.g. ImageNet) weights and then diverge.
+            self.visible_stream = shallow
+            self.thermal_stream = copy.deepcopy(shallow)
+        else:
+            self.shared_shallow = shallow
+        self.shared_deep = nn.Sequential(*stages[specific_stages:], pool)
+        self.embedding = nn.Linear(feature_dim, embedding_dim)
+        self.bn = nn.BatchNorm1d(embedding_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(embedding_dim, num_classes)
+        nn.init.kaiming_normal_(self.embedding.weight, mode="fan_out")
+        nn.init.zeros_(self.embedding.bias)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+        nn.init.zeros_(self.classifier.bias)
+
+    def _shallow(self, x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        if not self.two_stream:
+            return self.shared_shallow(x)
+        is_visible = modality == MODALITY_CODE[VISIBLE]
+        idx_v = is_visible.nonzero().squeeze(1)
+        idx_t = (~is_visible).nonzero().squeeze(1)
+        parts, order = [], []
+        if idx_v.numel():
+            parts.append(self.visible_stream(x[idx_v]))
+            order.append(idx_v)
+        if idx_t.numel():
+            parts.append(self.thermal_stream(x[idx_t]))
+            order.append(idx_t)
+        # Put the samples back into input order.
+        return torch.cat(parts)[torch.argsort(torch.cat(order))]
+
+    def forward(self, x: torch.Tensor, modality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed a batch.
+
+        Args:
+            x: images ``[N, 3, H, W]``, ImageNet-normalised float.
+            modality: int ``[N]``, 0 visible / 1 thermal (routes each sample in a two-stream net).
+
+        Returns:
+            ``(embedding [N, D], logits [N, C])``. In eval mode the embedding (batch norm with
+            running statistics, before dropout) is the re-ID feature.
+
+        Raises:
+            ValueError: on a batch/modality mismatch or a modality code other than 0 or 1.
+        """
+        if x.ndim != 4 or modality.shape != (x.shape[0],):
+            raise ValueError(f"expected x [N, 3, H, W] and modality [N], got {tuple(x.shape)} and {tuple(modality.shape)}")
+        if self.two_stream and bool(((modality != MODALITY_CODE[VISIBLE]) & (modality != MODALITY_CODE[THERMAL])).any()):
+            raise ValueError("modality codes must be 0 (visible) or 1 (thermal)")
+        pooled = self.shared_deep(self._shallow(x, modality))
+        emb = self.bn(self.embedding(pooled))
+        return emb, self.classifier(self.dropout(emb))
+
+
+def _build(backbone: str, two_stream: bool, num_classes: int, **kwargs) -> ReidNet:
+    return ReidNet(backbone, num_classes, two_stream=two_stream, **kwargs)
+
+
+REID_MODELS: dict[str, Callable[..., ReidNet]] = {
+    f"{kind}_{backbone}": partial(_build, backbone, kind == "two_stream")
+    for kind in ("two_stream", "one_stream")
+    for backbone in BACKBONES
+}
+
+
+def build_reid_model(
+    name: str,
+    num_classes: int,
+    *,
+    embedding_dim: int = 512,
+    dropout: float = 0.5,
+    pretrained: str = "imagenet",
+    last_stride: int = 1,
+    specific_stages: int = 1,
+) -> ReidNet:
+    """Build a registered re-ID network by name (``two_stream_resnet50``, ``one_stream_alexnet``, ...).
+
+    Arguments are those of :class:`ReidNet`.
+
+    Raises:
+        ValueError: if ``name`` is not in :data:`REID_MODELS` (the message lists valid names).
+    """
+    if name not in REID_MODELS:
+        raise ValueError(f"unknown re-ID architecture {name!r}; valid: {sorted(REID_MODELS)}")
+    return REID_MODELS[name](
+        num_classes,
+        embedding_dim=embedding_dim,
+        dropout=dropout,
+        pretrained=pretrained,
+        last_stride=last_stride,
+        specific_stages=specific_stages,
+    )

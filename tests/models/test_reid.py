@@ -1,0 +1,101 @@
+"""Every registered re-ID network: shapes, finite outputs, a gradient for every parameter."""
+
+import pytest
+import torch
+
+from rgbir_reid.models.reid import REID_MODELS, build_reid_model, load_torchvision_backbone
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Tiny tensors: OpenMP threads only spin against other processes on a shared CI machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_input(name):
+    # AlexNet needs >= 63 px; ResNets run on re-ID-shaped 32x16 crops.
+    h, w = (64, 64) if "alexnet" in name else (32, 16)
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(4, 3, h, w, generator=g), torch.tensor([0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("name", sorted(REID_MODELS))
+def test_registry_model_shapes_finite_and_all_grads(name):
+    torch.manual_seed(0)
+    model = build_reid_model(name, num_classes=5, embedding_dim=8, pretrained="none")
+    x, modality = tiny_input(name)
+    emb, logits = model(x, modality)
+    assert emb.shape == (4, 8) and logits.shape == (4, 5)
+    assert torch.isfinite(emb).all() and torch.isfinite(logits).all()
+    (emb.square().mean() + logits.logsumexp(1).mean()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"parameters without a finite gradient: {missing}"
+    model.eval()
+    with torch.no_grad():
+        emb_eval, _ = model(x, modality)
+    assert emb_eval.shape == (4, 8) and torch.isfinite(emb_eval).all()
+
+
+def test_two_stream_routes_by_modality():
+    torch.manual_seed(0)
+    model = build_reid_model("two_stream_resnet18", num_classes=3, embedding_dim=8, pretrained="none").eval()
+    with torch.no_grad():
+        # make the thermal stem differ from the visible one
+        model.thermal_stream[0][0].weight.mul_(-1)
+        x, _ = tiny_input("two_stream_resnet18")
+        as_visible, _ = model(x, torch.zeros(4, dtype=torch.long))
+        as_thermal, _ = model(x, torch.ones(4, dtype=torch.long))
+        mixed, _ = model(x, torch.tensor([0, 1, 1, 0]))
+    assert not torch.allclose(as_visible, as_thermal)
+    # each sample of a mixed batch equals the pure batch of its modality (eval: no batch coupling)
+    torch.testing.assert_close(mixed[[0, 3]], as_visible[[0, 3]])
+    torch.testing.assert_close(mixed[[1, 2]], as_thermal[[1, 2]])
+
+
+def test_one_stream_ignores_modality():
+    torch.manual_seed(0)
+    model = build_reid_model("one_stream_resnet18", num_classes=3, embedding_dim=8, pretrained="none").eval()
+    x, _ = tiny_input("one_stream_resnet18")
+    with torch.no_grad():
+        a, _ = model(x, torch.zeros(4, dtype=torch.long))
+        b, _ = model(x, torch.ones(4, dtype=torch.long))
+    assert torch.equal(a, b)
+
+
+def test_last_stride_doubles_feature_map():
+    x = torch.randn(2, 3, 64, 32)
+    for stride, expected in ((1, (4, 2)), (2, (2, 1))):
+        model = build_reid_model("one_stream_resnet18", 3, pretrained="none", last_stride=stride)
+        assert model.shared_deep[:4](model.shared_shallow(x)).shape[-2:] == expected
+
+
+def test_pretrained_from_local_state_dict(tmp_path):
+    torch.manual_seed(1)
+    ref = load_torchvision_backbone("resnet18", "none")
+    path = tmp_path / "resnet18.pth"
+    torch.save(ref.state_dict(), path)
+    model = build_reid_model("two_stream_resnet18", 3, pretrained=str(path))
+    assert torch.equal(model.visible_stream[0][0].weight, ref.conv1.weight)
+    assert torch.equal(model.thermal_stream[0][0].weight, ref.conv1.weight)
+    assert torch.equal(model.shared_deep[0][0].conv1.weight, ref.layer1[0].conv1.weight)
+    torch.save({"bogus": torch.zeros(1)}, path)
+    with pytest.raises(RuntimeError, match="resnet18.pth"):
+        build_reid_model("two_stream_resnet18", 3, pretrained=str(path))
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        build_reid_model("two_stream_resnet18", 3, pretrained=str(tmp_path / "missing.pth"))
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="two_stream_resnet50"):
+        build_reid_model("two_stream_vgg", 3, pretrained="none")
+
+
+def test_bad_modality_rejected():
+    model = build_reid_model("two_stream_resnet18", 3, pretrained="none")
+    with pytest.raises(ValueError, match="modality codes"):
+        model(torch.randn(2, 3, 32, 16), torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="modality"):
+        model(torch.randn(2, 3, 32, 16), torch.tensor([0]))

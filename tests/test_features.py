@@ -1,0 +1,95 @@
+"""Feature extraction: layout of features.h5, unit norm, flip test-time augmentation."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+from rgbir_reid.data.records import ImageRecord
+from rgbir_reid.data.transforms import load_image
+from rgbir_reid.features import extract_features, imagenet_normalize
+from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, build_reid_model
+from rgbir_reid.training.reid import ReidSettings, save_reid_model
+
+SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sysu_mm01_sample"
+SETTINGS = ReidSettings(
+    architecture="two_stream_resnet18", pretrained="none", embedding_dim=8,
+    image_size=(40, 20), crop_size=(32, 16),
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Tiny tensors: OpenMP threads only spin against other processes on a shared CI machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def sample_test_records():
+    # identities 4 and 5 (the sample's test ids), one RGB and one IR camera each
+    return [
+        ImageRecord(str(p), int(p.parent.name), cam, "thermal" if cam == 3 else "visible", "test")
+        for cam in (1, 3)
+        for p in sorted((SAMPLE / f"cam{cam}").glob("000[45]/*.jpg"))
+    ]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_reid_model(SETTINGS.architecture, 2, embedding_dim=8, pretrained="none")
+    with torch.no_grad():
+        model.thermal_stream[0][0].weight.mul_(-1)  # the two streams must differ
+        model.bn.running_mean.uniform_(-0.5, 0.5)  # non-trivial eval statistics
+    return save_reid_model(tmp_path_factory.mktemp("m") / "model.pt", model, SETTINGS, [4, 5]), model.eval()
+
+
+def test_features_layout_unit_norm_and_flip_average(model_file, tmp_path):
+    path, model = model_file
+    records = sample_test_records()
+    assert len(records) == 8
+    out = extract_features(path, records, tmp_path / "features.h5", batch_size=3, device="cpu")
+    with h5py.File(out) as f:
+        feats = f["features"][()]
+        assert feats.dtype == np.float32 and feats.shape == (8, 8)
+        assert f["pid"].dtype == np.int64 and f["pid"][()].tolist() == [r.pid for r in records]
+        assert f["camera"][()].tolist() == [1, 1, 1, 1, 3, 3, 3, 3]
+        assert f["modality"].dtype == np.int8 and f["modality"][()].tolist() == [0] * 4 + [1] * 4
+        assert [p.decode() for p in f["path"][()]] == [r.path for r in records]
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
+
+    # manual flip-TTA: mean of the embeddings of the image and its mirror, then L2-normalised
+    images = np.stack([load_image(r.path, (32, 16)) for r in records])
+    x = imagenet_normalize(images)
+    modality = torch.tensor([0] * 4 + [1] * 4)
+    with torch.no_grad():
+        plain, _ = model(x, modality)
+        mirrored, _ = model(x.flip(3), modality)
+    expected = F.normalize((plain + mirrored) / 2, dim=1).numpy()
+    np.testing.assert_allclose(feats, expected, atol=1e-5)
+    # the mirror really contributes: features differ from the un-flipped ones
+    assert not np.allclose(feats, F.normalize(plain, dim=1).numpy(), atol=1e-3)
+
+
+def test_imagenet_normalize_matches_training_transform():
+    img = load_image(sample_test_records()[0].path, (32, 16))
+    ours = imagenet_normalize(img[None])[0]
+    ref = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])(img)
+    torch.testing.assert_close(ours, ref)
+
+
+def test_bad_inputs(model_file, tmp_path):
+    path, _ = model_file
+    with pytest.raises(ValueError, match="no test records"):
+        extract_features(path, [], tmp_path / "f.h5", device="cpu")
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"state_dict": {}}, bogus)
+    with pytest.raises(ValueError, match="bogus.pt"):
+        extract_features(bogus, sample_test_records(), tmp_path / "f.h5", device="cpu")
+    assert not (tmp_path / "f.h5").exists()

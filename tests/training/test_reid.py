@@ -1,0 +1,205 @@
+"""CE²L re-ID training on a tiny cache of real SYSU-MM01 images: outputs, determinism, exact resume."""
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rgbir_reid.data.cache import write_cache
+from rgbir_reid.data.records import ImageRecord
+from rgbir_reid.features import extract_features
+from rgbir_reid.training.reid import (
+    REAL_SETS,
+    ReidSettings,
+    load_reid_model,
+    reid_loss_terms,
+    set_of_rows,
+    settings_for_method,
+    train_reid,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Tiny tensors: OpenMP threads only spin against other processes on a shared CI machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sysu_mm01_sample"
+THERMAL_CAMERAS = (3, 6)
+
+
+def sample_records():
+    return [
+        ImageRecord(str(p), int(p.parent.name), int(p.parent.parent.name[3:]),
+                    "thermal" if int(p.parent.parent.name[3:]) in THERMAL_CAMERAS else "visible", "train")
+        for p in sorted(SAMPLE.glob("cam*/*/*.jpg"))
+    ]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    records = sample_records()
+    assert len(records) == 60
+    path = tmp_path_factory.mktemp("cache") / "cache.h5"
+    return write_cache(path, records, (32, 16), converters={"rgb2ir": lambda x: 255 - x, "ir2rgb": lambda x: 255 - x})
+
+
+TINY = ReidSettings(
+    architecture="two_stream_resnet18",
+    pretrained="none",
+    embedding_dim=16,
+    image_size=(32, 16),
+    crop_size=(32, 16),
+    crop_padding=2,
+    num_identities=2,
+    num_instances=2,
+    batches_per_epoch=2,
+    epochs=3,
+    lr=0.01,
+    warmup_epochs=1,
+    lr_milestones=(2,),
+    num_workers=0,
+)
+
+
+def weights(model_path):
+    return torch.load(model_path, weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"weights differ: {different[:5]}"
+
+
+@pytest.fixture(scope="module")
+def reference_run(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_a")
+    return train_reid(cache, out, TINY, device="cpu", seed=3)
+
+
+def test_outputs_written(reference_run):
+    out = reference_run.parent
+    assert reference_run == out / "model.pt"
+    assert (out / "checkpoints" / "last.pt").is_file() and (out / "losses.png").stat().st_size > 0
+    frame = pd.read_csv(out / "losses.csv")
+    assert list(frame["epoch"]) == [1, 2, 3]
+    assert {"loss_cross", "loss_intra", "loss_id", "accuracy", "images_per_s", "lr"} <= set(frame.columns)
+    assert np.isfinite(frame[["loss_total", "loss_cross", "loss_intra", "loss_id"]].to_numpy()).all()
+    # warm-up epoch 1 at half lr, then full lr, then decayed at the milestone (epoch index 2)
+    assert frame["lr"].tolist() == pytest.approx([0.005, 0.01, 0.001])
+    model, settings, pids = load_reid_model(reference_run)
+    assert settings == TINY and pids == [1, 2, 3, 4, 5]
+    assert model.classifier.out_features == 5 and not model.training
+
+
+def test_same_seed_same_weights(cache, reference_run, tmp_path):
+    again = train_reid(cache, tmp_path / "b", TINY, device="cpu", seed=3)
+    assert_same_weights(reference_run, again)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interrupt_gives_identical_weights_and_features(cache, reference_run, tmp_path, caplog):
+    out = tmp_path / "resumed"
+
+    def stop_after_first(epochs_done, row):
+        if epochs_done == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_reid(cache, out, TINY, device="cpu", seed=3, on_epoch_end=stop_after_first)
+    assert not (out / "model.pt").exists() and len(pd.read_csv(out / "losses.csv")) == 1
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    logger = logging.getLogger("test_resume")
+    with caplog.at_level(logging.INFO, logger="test_resume"):
+        resumed = train_reid(cache, out, TINY, device="cpu", seed=3, logger=logger)
+    assert "resuming from epoch 2" in caplog.text
+    assert_same_weights(reference_run, resumed)
+    # the history survives the interruption: same per-epoch losses (timings aside)
+    resumed_losses = pd.read_csv(out / "losses.csv").drop(columns="images_per_s")
+    assert resumed_losses.equals(pd.read_csv(reference_run.parent / "losses.csv").drop(columns="images_per_s"))
+    test_records = sample_records()[::7]
+    fa = extract_features(reference_run, test_records, tmp_path / "fa.h5", device="cpu")
+    fb = extract_features(resumed, test_records, tmp_path / "fb.h5", device="cpu")
+    with h5py.File(fa) as a, h5py.File(fb) as b:
+        assert np.array_equal(a["features"][()], b["features"][()])
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(cache, reference_run, tmp_path, caplog):
+    out = tmp_path / "other"
+    out.mkdir()
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "last.pt").write_bytes((reference_run.parent / "checkpoints" / "last.pt").read_bytes())
+    logger = logging.getLogger("test_other")
+    one_epoch = replace(TINY, epochs=1)
+    with caplog.at_level(logging.INFO, logger="test_other"):
+        train_reid(cache, out, one_epoch, device="cpu", seed=3, logger=logger)
+    assert "ignoring checkpoint" in caplog.text and "resuming" not in caplog.text
+    assert len(pd.read_csv(out / "losses.csv")) == 1
+
+
+def test_baseline_method_trains_on_real_images_only(cache, tmp_path):
+    base = settings_for_method("baseline", TINY)
+    assert base.train_sets == REAL_SETS and base.lsr_sets == () and base.weight_intra == 0.0
+    assert base.weight_cross == TINY.weight_cross and base.architecture == TINY.architecture
+    assert settings_for_method("ce2l", TINY) == TINY
+    with pytest.raises(ValueError, match="baseline"):
+        settings_for_method("ce3l", TINY)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    model_path = train_reid(cache, tmp_path / "base", replace(base, epochs=1), device="cpu", seed=0)
+    after = (np.random.random(), torch.rand(1).item())
+    np.random.seed(11)
+    torch.manual_seed(11)
+    assert after == (np.random.random(), torch.rand(1).item()), "training must leave the caller's RNG states alone"
+    frame = pd.read_csv(model_path.parent / "losses.csv")
+    assert frame["loss_intra"].tolist() == [0.0] and frame["loss_cross"].iloc[0] > 0
+
+
+def test_set_of_rows_names_each_kind_and_modality():
+    kind = np.array([0, 0, 1, 1])
+    modality = np.array([0, 1, 1, 0])
+    assert set_of_rows(kind, modality).tolist() == ["real_visible", "real_thermal", "converted_thermal", "converted_visible"]
+
+
+def test_loss_terms_weighting_and_lsr_mask():
+    g = torch.Generator().manual_seed(0)
+    emb, logits = torch.randn(4, 3, generator=g), torch.randn(4, 2, generator=g)
+    pid, modality, target = torch.tensor([7, 8, 7, 8]), torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1])
+    hard = reid_loss_terms(emb, logits, pid, modality, target, torch.zeros(4, dtype=torch.bool), TINY)
+    soft = reid_loss_terms(emb, logits, pid, modality, target, torch.ones(4, dtype=torch.bool), TINY)
+    assert hard["cross"] == soft["cross"] and hard["intra"] == soft["intra"] and hard["id"] != soft["id"]
+    off = reid_loss_terms(emb, logits, pid, modality, target, torch.zeros(4, dtype=torch.bool),
+                          replace(TINY, weight_intra=0.0))
+    assert off["intra"].item() == 0.0 and off["cross"] == hard["cross"]
+
+
+def test_settings_validation_and_from_dict():
+    s = ReidSettings.from_dict({"image_size": [288, 144], "crop_size": [288, 144], "train_sets": ["real_visible"]})
+    assert s.image_size == (288, 144) and s.train_sets == ("real_visible",)
+    with pytest.raises(ValueError, match="unknown re-ID settings"):
+        ReidSettings.from_dict({"learning_rate": 0.1})
+    with pytest.raises(ValueError, match="train_sets"):
+        ReidSettings(train_sets=("fake_visible",))
+    with pytest.raises(ValueError, match="architecture"):
+        ReidSettings(architecture="vgg")
+    with pytest.raises(ValueError, match="crop_size"):
+        ReidSettings(image_size=(100, 100), crop_size=(227, 227))
+
+
+def test_empty_selection_names_the_cache(tmp_path):
+    real_only = write_cache(tmp_path / "real.h5", sample_records()[:12], (32, 16))
+    with pytest.raises(ValueError, match="real.h5"):
+        train_reid(real_only, tmp_path / "x", replace(TINY, train_sets=("converted_thermal",)), device="cpu")
