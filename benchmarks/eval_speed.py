@@ -12,6 +12,7 @@ Run: .venv/bin/python benchmarks/eval_speed.py [--trials 10]
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -99,9 +100,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
+    # Both implementations share the machine; a loaded machine slows both, but not equally.
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}, cpus: {os.cpu_count()}")
     bench("SYSU-MM01 all-search single-shot", lambda r: _sysu_inputs(r, 1), "sysu_mm01", args.trials, rng)
     bench("SYSU-MM01 all-search multi-shot", lambda r: _sysu_inputs(r, 10), "sysu_mm01", args.trials, rng)
     bench("RegDB visible->thermal", _regdb_inputs, "regdb", args.trials, rng)
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -137,3 +137,56 @@ def test_bad_input_is_named():
     before = d.copy()
     rank_metrics(d, [1], [1, 1], [3], [2, 1], protocol="sysu_mm01")
     np.testing.assert_array_equal(d, before)  # the caller's matrix is not modified
+
+
+def test_tie_between_non_match_and_match_follows_gallery_order():
+    # Non-match (pid 2) and match (pid 1) share distance 0.2. Gallery order puts the match first in
+    # the first case (rank 1), the non-match first in the second (rank 2).
+    first = _one([0.2, 0.2, 0.9], [1, 2, 3], q_pid=1, protocol="sysu_mm01", max_rank=3)
+    assert first.mAP == pytest.approx(1.0)
+    np.testing.assert_allclose(first.cmc, [1, 1, 1])
+    second = _one([0.2, 0.2, 0.9], [2, 1, 3], q_pid=1, protocol="sysu_mm01", max_rank=3)
+    assert second.mAP == pytest.approx(1 / 2)
+    assert second.mINP == pytest.approx(1 / 2)
+    np.testing.assert_allclose(second.cmc, [0, 1, 1])
+
+
+def test_dedup_with_many_images_per_identity_and_unsorted_gallery():
+    # Ranked list (by distance): 3, 2, 3, 2, 3, 1, 2, 1 -> de-duplicated 3, 2, 1: first match at rank 3.
+    # Gallery columns are deliberately not grouped by identity.
+    d = [0.6, 0.1, 0.4, 0.8, 0.2, 0.3, 0.5, 0.7]
+    pids = [1, 3, 2, 1, 2, 3, 3, 2]
+    res = _one(d, pids, q_pid=1, protocol="sysu_mm01", max_rank=4)
+    np.testing.assert_allclose(res.cmc, [0, 0, 1, 1])
+    assert res.mAP == pytest.approx((1 / 6 + 2 / 8) / 2)
+    assert res.mINP == pytest.approx(2 / 8)
+
+
+def test_all_gallery_removed_for_camera3_query():
+    # Every gallery image is from camera 2: the camera-3 query has no list at all; the camera-6 query counts.
+    d = np.array([[0.1, 0.2], [0.2, 0.1]])
+    res = rank_metrics(d, [1, 1], [1, 2], [3, 6], [2, 2], protocol="sysu_mm01", max_rank=2)
+    assert res.n_valid_query == 1
+    assert res.mAP == pytest.approx(1 / 2)
+    np.testing.assert_allclose(res.cmc, [0, 1])
+    with pytest.raises(ValueError, match="NaN or infinite"):  # removed entries are still checked
+        rank_metrics(np.array([[np.inf, 0.2], [0.2, 0.1]]), [1, 1], [1, 2], [3, 6], [2, 2], protocol="sysu_mm01")
+
+
+@pytest.mark.parametrize("protocol", ["sysu_mm01", "regdb"])
+def test_matches_loop_reference_multi_shot_wide_gallery(protocol):
+    # Wider than one 64-column word per identity group, groups straddling words, ties, negatives.
+    rng = np.random.default_rng(3)
+    for case in range(6):
+        n_q, n_g = 30, int(rng.integers(100, 300))
+        g_pids = rng.integers(0, 5, n_g)
+        if case % 2:
+            g_pids = np.sort(g_pids)
+        q_pids = rng.integers(0, 6, n_q)
+        q_cams, g_cams = rng.choice([3, 6], n_q), rng.choice([1, 2, 4, 5], n_g)
+        d = rng.integers(-3, 6, (n_q, n_g)).astype(float) if case < 3 else rng.normal(size=(n_q, n_g)).astype(np.float32)
+        expected = _reference(d, q_pids, g_pids, q_cams, g_cams, protocol, 8)
+        res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=8, chunk_elements=int(rng.integers(50, 2000)))
+        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
+        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
+        assert res.mINP == pytest.approx(expected[2], abs=1e-12)

@@ -1,17 +1,21 @@
 """Rank metrics of a query/gallery distance matrix: CMC, mAP and mINP.
 
 One public function, :func:`rank_metrics`, vectorised over queries and chunked so that its
-working memory stays bounded (about ``chunk_elements`` distances at a time), whatever the
-gallery size.
+working memory stays bounded (about ``chunk_elements`` distances at a time, and never more than a
+cache-sized block), whatever the gallery size.
 
 How the ranks are found without a per-query argsort: the rank of a true match at distance
 ``s`` in a query's ranked list is one plus the number of kept gallery entries placed before it,
 i.e. entries with a smaller distance, or an equal distance and a smaller gallery index (a stable
 sort keeps gallery order among ties). So each query's row is sorted by *value only* (SIMD sort,
 several times faster than an argsort) and its true-match distances are located in it by binary
-search; the rare exact ties with a true match are then counted exactly. CMC uses the smallest
-distance per gallery identity (an element-wise minimum over identity-grouped columns), which is
-the first occurrence of that identity in the ranked list.
+search; the rare exact ties with a true match are then counted exactly.
+
+CMC needs the position of the first true match in the list reduced to the first occurrence of
+each gallery identity, i.e. the number of other identities having an entry before the first true
+match. Per block of queries that is one comparison pass (``distance < first-match distance``),
+packed to bits (64 gallery columns per word, columns grouped by identity) and OR-ed per identity
+group, so no per-identity minimum over all columns is computed.
 
 Sources: CMC with the "first occurrence of each gallery identity" rule and the camera-3 /
 camera-2 rule as in the official SYSU-MM01 evaluation code (Wu et al., "RGB-Infrared
@@ -25,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 SYSU_MM01 = "sysu_mm01"
 REGDB = "regdb"
@@ -122,106 +125,39 @@ def rank_metrics(
     if n_q == 0 or n_g == 0:
         raise ValueError(f"empty query or gallery: distmat shape {distmat.shape}")
 
-    # Identity groups of the gallery; within a group, columns keep gallery order (stable sort), so
-    # a stable sort of true matches by distance orders them as a stable sort of the row would.
-    g_order = np.argsort(g_pids, kind="stable")
-    gp = g_pids[g_order]
-    starts = np.flatnonzero(np.r_[True, gp[1:] != gp[:-1]])
-    sizes = np.diff(np.r_[starts, n_g])
-    uniq = gp[starts]
-    m_max = int(sizes.max())
-    # member[i] = gallery columns of identity group i, padded with the group's first column (a
-    # repeated column leaves the per-identity minimum unchanged).
-    slot = np.arange(n_g) - np.repeat(starts, sizes)
-    member = np.repeat(g_order[starts][:, None], m_max, axis=1)
-    member[np.repeat(np.arange(len(uniq)), sizes), slot] = g_order
-    is_member = np.zeros(member.shape, dtype=bool)
-    is_member[np.repeat(np.arange(len(uniq)), sizes), slot] = True
-    # Galleries built identity by identity with equal group sizes need no gather for the minimum.
-    reshape_ok = bool(np.all(sizes == m_max)) and bool(np.all(g_order == np.arange(n_g)))
-    rm_mask = g_cams == SYSU_SAME_ROOM_GALLERY_CAMERA
-    rm_cols = np.flatnonzero(rm_mask)
+    dedup = protocol == SYSU_MM01
+    removed = (g_cams == SYSU_SAME_ROOM_GALLERY_CAMERA) if dedup else np.zeros(n_g, dtype=bool)
+    q_removal = (q_cams == SYSU_SAME_ROOM_QUERY_CAMERA) & bool(removed.any()) & dedup
+    # Removing gallery entries from a query's list is the same as ranking it against the
+    # sub-gallery of kept columns (kept in gallery order, so ties still follow gallery order):
+    # queries are split into those that see the whole gallery and those that see the sub-gallery.
+    tasks = []  # (query rows or None for all, kept columns or None for all, layout)
+    if q_removal.any():
+        kept = np.flatnonzero(~removed)
+        tasks.append((np.flatnonzero(~q_removal), None, _GalleryLayout.build(g_pids, dedup)))
+        tasks.append((np.flatnonzero(q_removal), kept, _GalleryLayout.build(g_pids[kept], dedup) if len(kept) else None))
+    else:
+        tasks.append((None, None, _GalleryLayout.build(g_pids, dedup)))
+    rm_cols = np.flatnonzero(removed)
 
-    # Query identity -> identity group, or -1 when the gallery lacks it.
-    pos = np.searchsorted(uniq, q_pids)
-    pos_c = np.minimum(pos, len(uniq) - 1)
-    q_group = np.where(uniq[pos_c] == q_pids, pos_c, -1)
+    jobs = []
+    for rows, cols, layout in tasks:
+        n_rows = n_q if rows is None else len(rows)
+        step = max(1, min(int(chunk_elements), _BLOCK_ELEMENTS) // n_g)
+        q_group = layout.group_of(q_pids if rows is None else q_pids[rows]) if layout is not None else None
+        for lo in range(0, n_rows, step):
+            hi = min(lo + step, n_rows)
+            jobs.append((rows[lo:hi] if rows is not None else slice(lo, hi), cols, layout, None if q_group is None else q_group[lo:hi]))
+    parts = [_block_sums(distmat, rm_cols, max_rank, job) for job in jobs]
 
-    rows_per_chunk = max(1, int(chunk_elements) // n_g)
-    hist = np.zeros(max_rank + 1, dtype=np.int64)  # last bin: first match beyond max_rank
-    ap_sum = 0.0
-    inp_sum = 0.0
+    hist = np.zeros(max_rank + 1, dtype=np.int64)
+    ap_sum = inp_sum = 0.0
     n_valid = 0
-    g_index = np.arange(n_g)
-    for lo in range(0, n_q, rows_per_chunk):
-        hi = min(lo + rows_per_chunk, n_q)
-        d = distmat[lo:hi]
-        # float64 row sums are non-finite exactly when a row holds NaN or +-inf (one cheap pass).
-        if not np.all(np.isfinite(d.sum(axis=1, dtype=np.float64))):
-            raise ValueError(f"distmat rows {lo}..{hi - 1} hold NaN or infinite distances")
-        q_rm = np.flatnonzero(q_cams[lo:hi] == SYSU_SAME_ROOM_QUERY_CAMERA) if protocol == SYSU_MM01 else []
-        if len(q_rm) and len(rm_cols):
-            # Removed entries become +inf (a new array; the caller's matrix is never modified):
-            # they sort last and never precede a true match.
-            q_mask = np.zeros(hi - lo, dtype=bool)
-            q_mask[q_rm] = True
-            d = np.where(q_mask[:, None] & rm_mask[None, :], d.dtype.type(np.inf), d)
-        c = hi - lo
-        grp = q_group[lo:hi]
-        has_grp = grp >= 0
-        cols = member[np.maximum(grp, 0)]  # [c, m_max]
-        s = np.take_along_axis(d, cols, axis=1)
-        # Padding, identities absent from the gallery and removed true matches all become inf.
-        s[~(is_member[np.maximum(grp, 0)] & has_grp[:, None])] = np.inf
-        is_match = np.isfinite(s)
-        n_match = is_match.sum(axis=1)
-        ok = n_match > 0
-        if not ok.any():
-            continue
-        morder = np.argsort(s, axis=1, kind="stable")
-        s = np.take_along_axis(s, morder, axis=1)
-        mcol = np.take_along_axis(cols, morder, axis=1)
-        is_match = np.take_along_axis(is_match, morder, axis=1)
-
-        # ---- mAP / mINP: rank of each true match among kept entries.
-        sorted_d = np.ascontiguousarray(np.sort(d, axis=1))
-        s_fin = np.ascontiguousarray(np.where(is_match, s, 0).astype(d.dtype))
-        below = torch.searchsorted(torch.from_numpy(sorted_d), torch.from_numpy(s_fin)).numpy().astype(np.int64)
-        # The true match itself sits at position `below`; another entry at the same distance
-        # sits right after it.
-        nxt = np.take_along_axis(sorted_d, np.minimum(below + 1, n_g - 1), axis=1)
-        tied = is_match & (below + 1 < n_g) & (nxt == s_fin)
-        before = below
-        if tied.any():
-            before = before + _tie_count(d, s, mcol, tied, g_index, chunk_elements)
-        ranks = before + 1  # [c, m_max], meaningful where is_match
-        k1 = np.arange(1, m_max + 1)[None, :]
-        prec = np.where(is_match, k1 / np.maximum(ranks, 1), 0.0)
-        ap = prec.sum(axis=1)[ok] / n_match[ok]
-        last_rank = np.take_along_axis(ranks, np.maximum(n_match - 1, 0)[:, None], axis=1)[:, 0]
-        inp = n_match[ok] / last_rank[ok]
-        ap_sum += float(ap.sum())
-        inp_sum += float(inp.sum())
-        n_valid += int(ok.sum())
-
-        # ---- CMC: identities whose first occurrence precedes the first true match.
-        if protocol == SYSU_MM01:
-            s0 = s[:, 0]
-            d3 = d.reshape(c, len(uniq), m_max) if reshape_ok else d[:, member.ravel()].reshape(c, len(uniq), m_max)
-            id_min = np.minimum(d3[:, :, 0], d3[:, :, 1]) if m_max > 1 else d3[:, :, 0].copy()
-            for j in range(2, m_max):  # a loop over group slots, not queries
-                np.minimum(id_min, d3[:, :, j], out=id_min)
-            id_rank = (id_min < s0[:, None]).sum(axis=1)
-            tie_id = (id_min == s0[:, None]) & ok[:, None]
-            tie_id[np.flatnonzero(has_grp), grp[has_grp]] = False
-            if tie_id.any():
-                id_rank = id_rank + _tie_identities(d, s0, mcol[:, 0], tie_id, member, chunk_elements)
-        else:
-            # Plain CMC: the position of the first true match in the list of images.
-            id_rank = ranks[:, 0] - 1
-        id_rank = np.minimum(id_rank[ok], max_rank)
-        hist += np.bincount(id_rank, minlength=max_rank + 1)
-
+    for part_hist, part_ap, part_inp, part_valid in parts:
+        hist += part_hist
+        ap_sum += part_ap
+        inp_sum += part_inp
+        n_valid += part_valid
     if n_valid == 0:
         raise ValueError(
             f"no query has a true match in the gallery (protocol {protocol!r}, {n_q} queries, "
@@ -231,40 +167,182 @@ def rank_metrics(
     return RankMetrics(cmc=cmc, mAP=ap_sum / n_valid, mINP=inp_sum / n_valid, n_query=n_q, n_valid_query=n_valid)
 
 
-def _tie_count(
-    d: np.ndarray, s: np.ndarray, mcol: np.ndarray, tied: np.ndarray, g_index: np.ndarray, chunk_elements: int
-) -> np.ndarray:
+# Distances per block of queries: about 1 MB of float32, so a block and its sorted copy stay in cache.
+_BLOCK_ELEMENTS = 1 << 18
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _low_bits(n: np.ndarray) -> np.ndarray:
+    """uint64 words with the ``n`` lowest bits set, ``n`` in [0, 64]."""
+    n = n.astype(np.uint64)
+    return np.where(n >= 64, _ALL_ONES, (np.uint64(1) << np.minimum(n, np.uint64(63))) - np.uint64(1))
+
+
+@dataclass(frozen=True)
+class _GalleryLayout:
+    """Gallery columns grouped by identity, shared by all query blocks (read-only).
+
+    ``member[i]`` holds the gallery columns of identity group ``i`` (ascending, padded with the
+    group's first column; ``is_member`` marks the real ones). For CMC, columns are taken in
+    identity order (``g_order``) and packed 64 per word: group ``i`` covers bits
+    ``word_idx[i, k]`` under ``seg_mask[i, k]``.
+    """
+
+    uniq: np.ndarray
+    member: np.ndarray
+    is_member: np.ndarray
+    g_order: np.ndarray
+    permuted: bool
+    dedup: bool
+    word_idx: np.ndarray
+    seg_mask: np.ndarray
+
+    @classmethod
+    def build(cls, g_pids: np.ndarray, dedup: bool) -> _GalleryLayout:
+        n_g = len(g_pids)
+        # Stable: within a group, columns keep gallery order, so a stable sort of true matches by
+        # distance orders them as a stable sort of the whole row would.
+        g_order = np.argsort(g_pids, kind="stable")
+        gp = g_pids[g_order]
+        starts = np.flatnonzero(np.r_[True, gp[1:] != gp[:-1]])
+        sizes = np.diff(np.r_[starts, n_g])
+        group_of_col = np.repeat(np.arange(len(starts)), sizes)
+        slot = np.arange(n_g) - np.repeat(starts, sizes)
+        member = np.repeat(g_order[starts][:, None], int(sizes.max()), axis=1)
+        member[group_of_col, slot] = g_order
+        is_member = np.zeros(member.shape, dtype=bool)
+        is_member[group_of_col, slot] = True
+
+        n_words = -(-n_g // 64)
+        ends = starts + sizes
+        first_word = starts // 64
+        k_max = int(((ends - 1) // 64 - first_word).max()) + 1
+        word_pos = first_word[:, None] + np.arange(k_max)
+        lo_bit = np.clip(starts[:, None] - 64 * word_pos, 0, 64)
+        hi_bit = np.clip(ends[:, None] - 64 * word_pos, 0, 64)
+        return cls(
+            uniq=gp[starts],
+            member=member,
+            is_member=is_member,
+            g_order=g_order,
+            permuted=not np.array_equal(g_order, np.arange(n_g)),
+            dedup=dedup,
+            word_idx=np.minimum(word_pos, n_words - 1),
+            seg_mask=_low_bits(hi_bit) & ~_low_bits(lo_bit),  # zero for padding words past a group
+        )
+
+    def group_of(self, q_pids: np.ndarray) -> np.ndarray:
+        """Identity group of each query identity, or -1 when this gallery lacks it."""
+        pos = np.minimum(np.searchsorted(self.uniq, q_pids), len(self.uniq) - 1)
+        return np.where(self.uniq[pos] == q_pids, pos, -1)
+
+
+def _pack_words(bits: np.ndarray) -> np.ndarray:
+    """Bool ``[c, 64 * W]`` -> uint64 ``[c, W]``; bit ``j`` of a row is bit ``j % 64`` of word ``j // 64``."""
+    return np.packbits(bits, axis=1, bitorder="little").view("<u8")
+
+
+_NO_SUMS = 0.0, 0.0, 0
+
+
+def _block_sums(
+    distmat: np.ndarray,
+    rm_cols: np.ndarray,
+    max_rank: int,
+    job: tuple[slice | np.ndarray, np.ndarray | None, _GalleryLayout | None, np.ndarray | None],
+) -> tuple[np.ndarray, float, float, int]:
+    """CMC histogram, AP sum, INP sum and valid-query count of one block of queries.
+
+    ``job = (rows, cols, layout, q_group)``: the block's rows of ``distmat``, the gallery columns
+    its queries keep (None: all; the others, ``rm_cols``, are only checked to be finite), the
+    layout of those columns and the queries' identity groups in it.
+    """
+    rows, cols, lay, grp = job
+    x = distmat[rows]
+    hist = np.zeros(max_rank + 1, dtype=np.int64)
+    if cols is not None:
+        if not np.all(np.isfinite(np.take(x, rm_cols, axis=1))):
+            raise _non_finite(distmat, rows)
+        if lay is None:  # every gallery entry removed: no true match
+            return (hist, *_NO_SUMS)
+        x = np.take(x, cols, axis=1)
+    c, n_g = x.shape
+    srt = np.sort(x, axis=1)
+    # NaN sorts after +inf, -inf first: the ends of each sorted row tell.
+    if not (np.all(np.isfinite(srt[:, 0])) and np.all(np.isfinite(srt[:, -1]))):
+        raise _non_finite(distmat, rows)
+
+    has_grp = grp >= 0
+    mcol = lay.member[np.maximum(grp, 0)]  # [c, m_max] true-match columns
+    is_match = lay.is_member[np.maximum(grp, 0)] & has_grp[:, None]
+    s = np.take_along_axis(x, mcol, axis=1)
+    s[~is_match] = np.inf
+    n_match = is_match.sum(axis=1)
+    ok = n_match > 0
+    if not ok.any():
+        return (hist, *_NO_SUMS)
+    morder = np.argsort(s, axis=1, kind="stable")
+    s = np.take_along_axis(s, morder, axis=1)
+    mcol = np.take_along_axis(mcol, morder, axis=1)
+    is_match = np.take_along_axis(is_match, morder, axis=1)
+
+    # ---- mAP / mINP: rank of each true match = 1 + entries before it.
+    below = np.empty(s.shape, dtype=np.int64)
+    for i, (row, values) in enumerate(zip(srt, s)):  # C binary searches; NumPy has no batched one
+        below[i] = row.searchsorted(values)
+    # The true match itself sits at position `below`; another entry at the same distance sits
+    # right after it.
+    nxt = np.take_along_axis(srt, np.minimum(below + 1, n_g - 1), axis=1)
+    tied = is_match & (below + 1 < n_g) & (nxt == s)
+    if tied.any():
+        below = below + _tie_count(x, s, mcol, tied)
+    ranks = below + 1  # [c, m_max], meaningful where is_match
+    prec = np.where(is_match, np.arange(1, s.shape[1] + 1)[None, :] / ranks, 0.0)
+    ap = prec.sum(axis=1)[ok] / n_match[ok]
+    last_rank = np.take_along_axis(ranks, np.maximum(n_match - 1, 0)[:, None], axis=1)[:, 0]
+    inp = n_match[ok] / last_rank[ok]
+
+    # ---- CMC: identities whose first occurrence precedes the first true match.
+    if lay.dedup:
+        s0 = s[:, 0]
+        bits = np.zeros((c, 64 * (-(-n_g // 64))), dtype=bool)
+        if lay.permuted:
+            bits[:, :n_g] = (x < s0[:, None])[:, lay.g_order]
+        else:
+            np.less(x, s0[:, None], out=bits[:, :n_g])
+        g_index = np.arange(n_g)
+        for r in np.flatnonzero(tied[:, 0] & ok):
+            # An entry at the first match's distance precedes it when its index is smaller.
+            before = (x[r] < s0[r]) | ((x[r] == s0[r]) & (g_index < mcol[r, 0]))
+            bits[r, :n_g] = before[lay.g_order]
+        words = _pack_words(bits)
+        # The query's own identity has no entry before its first match, so every group with a
+        # set bit is another identity.
+        acc = words[:, lay.word_idx[:, 0]] & lay.seg_mask[:, 0]
+        for k in range(1, lay.word_idx.shape[1]):  # a loop over words per group, not queries
+            acc |= words[:, lay.word_idx[:, k]] & lay.seg_mask[:, k]
+        id_rank = np.count_nonzero(acc, axis=1)
+    else:
+        # Plain CMC: the position of the first true match in the list of images.
+        id_rank = ranks[:, 0] - 1
+    hist += np.bincount(np.minimum(id_rank[ok], max_rank), minlength=max_rank + 1)
+    return hist, float(ap.sum()), float(inp.sum()), int(ok.sum())
+
+
+def _non_finite(distmat: np.ndarray, rows: slice | np.ndarray) -> ValueError:
+    idx = np.arange(distmat.shape[0])[rows]
+    bad = idx[~np.all(np.isfinite(distmat[idx]), axis=1)]
+    return ValueError(f"distmat rows {bad[:5].tolist()} hold NaN or infinite distances")
+
+
+def _tie_count(x: np.ndarray, s: np.ndarray, mcol: np.ndarray, tied: np.ndarray) -> np.ndarray:
     """For true matches whose distance other entries share exactly: how many of those come first.
 
     An entry at the same distance precedes a true match when its gallery index is smaller (stable
-    sort). ``d`` holds +inf for removed entries, so they never tie. Only tied matches are looked at.
+    sort). Only tied matches are looked at.
     """
     extra = np.zeros(s.shape, dtype=np.int64)
-    r_idx, k_idx = np.nonzero(tied)
-    step = max(1, chunk_elements // d.shape[1])
-    for a in range(0, len(r_idx), step):
-        r, k = r_idx[a : a + step], k_idx[a : a + step]
-        same = d[r] == s[r, k][:, None]
-        earlier = g_index[None, :] < mcol[r, k][:, None]
-        extra[r, k] = (same & earlier).sum(axis=1)
-    return extra
-
-
-def _tie_identities(
-    d: np.ndarray, s0: np.ndarray, first_col: np.ndarray, tie_id: np.ndarray, member: np.ndarray, chunk_elements: int
-) -> np.ndarray:
-    """Identities whose smallest distance equals the first true match's: count those placed first.
-
-    Such an identity precedes when one of its entries at that distance has a smaller gallery
-    index than the first true match. Only rows with such a tie are looked at.
-    """
-    extra = np.zeros(d.shape[0], dtype=np.int64)
-    rows = np.flatnonzero(tie_id.any(axis=1))
-    step = max(1, chunk_elements // d.shape[1])
-    g_index = np.arange(d.shape[1])
-    for a in range(0, len(rows), step):
-        r = rows[a : a + step]
-        hit = (d[r] == s0[r][:, None]) & (g_index[None, :] < first_col[r][:, None])
-        per_id = hit[:, member].any(axis=2)  # padding repeats a member, harmless for "any"
-        extra[r] = (per_id & tie_id[r]).sum(axis=1)
+    g_index = np.arange(x.shape[1])
+    for r, k in zip(*np.nonzero(tied)):
+        extra[r, k] = np.count_nonzero((x[r] == s[r, k]) & (g_index < mcol[r, k]))
     return extra
