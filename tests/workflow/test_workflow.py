@@ -48,7 +48,11 @@ def planned_jobs(proc) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def sysu_run(tmp_path_factory, shared_data):
     workdir = tmp_path_factory.mktemp("sysu_run")
-    config = write_config(workdir, {"sysu": {"format": "sysu_mm01", "root": str(shared_data / "sysu_mm01_sample")}})
+    config = write_config(
+        workdir,
+        {"sysu": {"format": "sysu_mm01", "root": str(shared_data / "sysu_mm01_sample")}},
+        conversion_fidelity={"root": str(shared_data / "llvip_pairs")},
+    )
     run_snakemake(workdir, "--cores", "2", "--configfile", str(config))
     return workdir, config
 
@@ -63,6 +67,15 @@ def test_sample_run_reports_sysu_row_with_metrics_in_range(sysu_run):
         assert values.notna().all() and ((values >= 0) & (values <= 100)).all(), metric
     md = (workdir / "results" / "report" / "table.md").read_text()
     assert "SYSU-MM01" in md and "ce2l" in md
+
+
+def test_conversion_fidelity_on_registered_pairs_is_in_the_report(sysu_run):
+    workdir, _ = sysu_run
+    fidelity = pd.read_csv(workdir / "results" / "fidelity" / "fidelity.csv")
+    assert len(fidelity) == 2 and fidelity["n_pairs"].eq(12).all()
+    assert fidelity[["l1", "psnr_db", "ssim"]].notna().all().all()
+    md = (workdir / "results" / "report" / "table.md").read_text()
+    assert "Conversion fidelity" in md and "G_rgb2ir" in md
 
 
 def test_every_stage_left_its_artifacts(sysu_run):

@@ -12,11 +12,29 @@ from rgbir_reid.reporting.figures import plot_cmc  # noqa: E402
 from rgbir_reid.reporting.tables import write_tables  # noqa: E402
 from rgbir_reid.scripting import run_script  # noqa: E402
 
+import pandas as pd  # noqa: E402
+
+from rgbir_reid.io import atomic_output  # noqa: E402
+
+
+def append_fidelity(table_md, fidelity):
+    """Add the conversion-fidelity table (registered pairs) below the re-ID tables."""
+    text = Path(table_md).read_text()
+    text += "\n## Conversion fidelity (registered visible/infrared test pairs)\n\n"
+    text += "L1 on [0, 1] pixels, PSNR in dB, SSIM; G_rgb2ir(visible) against the real infrared image.\n\n"
+    text += "| " + " | ".join(fidelity.columns) + " |\n|" + "---|" * len(fidelity.columns) + "\n"
+    for row in fidelity.itertuples(index=False):
+        text += "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+    with atomic_output(table_md) as tmp:
+        tmp.write_text(text)
+
 
 def main(smk, logger):
     rows = [row for path in smk.input.metrics for row in json.loads(Path(path).read_text())]
     out = Path(smk.output.table_md).parent
-    write_tables(rows, out)
+    paths = write_tables(rows, out)
+    if smk.input.fidelity:
+        append_fidelity(paths["md"], pd.read_csv(smk.input.fidelity[0]))
     plot_cmc(rows, smk.output.cmc_png)
     logger.info("%d metric rows from %d files reported in %s", len(rows), len(smk.input.metrics), out)
 
