@@ -29,3 +29,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"the real test data folder {SHARED_DATA} is missing (it sits beside the project)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Unit tests use tiny tensors: one torch thread is faster, and far faster when other
+    processes share the cores (OpenMP threads spin against them)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

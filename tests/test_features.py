@@ -22,14 +22,6 @@ SETTINGS = ReidSettings(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Tiny tensors: OpenMP threads only spin against other processes on a shared CI machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def sample_test_records():
     # identities 4 and 5 (the sample's test ids), one RGB and one IR camera each

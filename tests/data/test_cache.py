@@ -11,7 +11,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -24,14 +23,6 @@ from rgbir_reid.training.cyclegan import build_cache, make_converters, save_gene
 
 SIZE = (32, 16)
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny tensors: one thread is faster, and far faster when other jobs share the cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _sysu_records(shared_data: Path) -> list[ImageRecord]:

@@ -6,20 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from rgbir_reid.data.paired import read_pairs
 from rgbir_reid.evaluation.fidelity import BASELINE_NAME, conversion_fidelity, l1_error, psnr, ssim, to_grey
 from rgbir_reid.training.cyclegan import CycleGANSettings, train_cyclegan
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny tensors: one thread is faster, and far faster when other jobs share the cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _random(shape, seed=0):

@@ -16,14 +16,6 @@ from rgbir_reid.models.cyclegan import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny tensors: one thread is faster, and far faster when other jobs share the cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.mark.parametrize("size", [(256, 128), (32, 16), (30, 18), (288, 144)])
 def test_generator_keeps_input_size(size):

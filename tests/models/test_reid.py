@@ -6,14 +6,6 @@ import torch
 from rgbir_reid.models.reid import REID_MODELS, build_reid_model, load_torchvision_backbone
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Tiny tensors: OpenMP threads only spin against other processes on a shared CI machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_input(name):
     # AlexNet needs >= 63 px; ResNets run on re-ID-shaped 32x16 crops.

@@ -26,14 +26,6 @@ from rgbir_reid.training.cyclegan import (
 TINY = dict(image_size=(32, 16), ngf=4, ndf=4, n_blocks=1, log_every=5, checkpoint_every=5, sample_count=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny tensors: one thread is faster, and far faster when other jobs share the cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _sysu_paths(shared_data: Path) -> tuple[list[str], list[str]]:
     root = shared_data / "sysu_mm01_sample"

@@ -24,14 +24,6 @@ from rgbir_reid.training.reid import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Tiny tensors: OpenMP threads only spin against other processes on a shared CI machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sysu_mm01_sample"
 THERMAL_CAMERAS = (3, 6)
 

@@ -60,7 +60,6 @@ def metrics_of(model, tmp_path, name):
 
 
 def test_killed_training_resumes_and_matches_uninterrupted_run(tmp_path, caplog):
-    torch.set_num_threads(1)
     cache = write_cache(tmp_path / "cache.h5", records(), (32, 16))
     reference = train_reid(cache, tmp_path / "reference", SETTINGS, device="cpu", seed=5)
 
