@@ -82,7 +82,7 @@ def test_every_stage_left_its_artifacts(sysu_run):
     workdir, _ = sysu_run
     trial = workdir / "results" / "sysu" / "trial1"
     for rel in ["cyclegan/generator.pt", "cyclegan/samples.png", "cache.h5", "ce2l/model.pt",
-                "ce2l/features.h5", "ce2l/metrics.json", "baseline/metrics.json"]:
+                "ce2l/features.h5", "ce2l/metrics.json", "baseline/metrics.json", "ce2l/losses.pdf"]:
         assert (trial / rel).stat().st_size > 0, rel
     for rule in ["index_dataset", "make_splits", "train_cyclegan", "build_cache"]:
         assert list((workdir / "results" / "logs").rglob(f"{rule}.log")), rule

@@ -13,6 +13,7 @@ rule train_reid:
             category="Training",
             labels={"dataset": "{dataset}", "trial": "{trial}", "method": "{method}"},
         ),
+        curve_pdf="results/{dataset}/trial{trial}/{method}/losses.pdf",
     log:
         "results/logs/{dataset}/trial{trial}/{method}/train_reid.log",
     benchmark:

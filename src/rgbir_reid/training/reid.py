@@ -371,7 +371,7 @@ def write_loss_table(history: list[dict], out_dir: Path) -> pd.DataFrame:
 
 
 def write_loss_curves(history: list[dict], out_dir: Path) -> None:
-    """Write ``losses.csv`` and the plot ``losses.png`` (loss terms and accuracy per epoch) atomically."""
+    """Write ``losses.csv`` and the plot ``losses.png`` / ``losses.pdf`` (loss terms and accuracy per epoch) atomically."""
     # Figure + Agg canvas, not pyplot: no global backend state in a library.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -387,8 +387,9 @@ def write_loss_curves(history: list[dict], out_dir: Path) -> None:
     ax_acc.plot(frame["epoch"], frame["accuracy"], marker=".")
     ax_acc.set(xlabel="epoch", ylabel="identity accuracy", ylim=(0, 1), title="training accuracy")
     fig.tight_layout()
-    with atomic_output(out_dir / "losses.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    for fmt in ("png", "pdf"):
+        with atomic_output(out_dir / f"losses.{fmt}") as tmp:
+            fig.savefig(tmp, format=fmt, dpi=100)
 
 
 def train_reid(
