@@ -8,28 +8,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from tqdm import tqdm  # noqa: E402
 
-from rgbir_reid.data.cache import write_cache  # noqa: E402
 from rgbir_reid.data.records import read_records_csv  # noqa: E402
 from rgbir_reid.device import resolve_device  # noqa: E402
-from rgbir_reid.io import config_hash, sha256_file  # noqa: E402
+from rgbir_reid.io import config_hash  # noqa: E402
 from rgbir_reid.scripting import run_script  # noqa: E402
-from rgbir_reid.training.cyclegan import make_converters  # noqa: E402
+from rgbir_reid.training.cyclegan import build_cache  # noqa: E402
 
 
 def main(smk, logger):
     s = smk.params.settings
     train = [r for r in read_records_csv(smk.input.split) if r.subset == "train"]
     generator = smk.input.get("generator")
-    device = resolve_device(smk.params.device)
-    converters = make_converters(generator, device, s["batch_size"]) if generator else None
     with tqdm(total=len(train), desc="build_cache", disable=not sys.stderr.isatty()) as bar:
-        write_cache(
+        build_cache(
             smk.output.cache,
             train,
             tuple(s["image_size"]),
-            converters=converters,
+            generator,
+            device=resolve_device(smk.params.device),
             batch_size=s["batch_size"],
-            generator_sha256=sha256_file(generator) if generator else "",
             config_hash=config_hash(s),
             progress=bar.update,
         )

@@ -264,7 +264,7 @@ def build_cache(
     out_path: str | Path,
     records: Sequence[ImageRecord],
     image_size: tuple[int, int],
-    generator_path: str | Path,
+    generator_path: str | Path | None,
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 32,
@@ -275,14 +275,15 @@ def build_cache(
 
     The cache's ``generator_sha256`` attribute is the sha256 of ``generator_path``'s bytes, so a
     different generator is visible in the file (and ``cache_is_current`` turns false).
+    ``generator_path=None`` stores real images only (no method of the run uses conversion).
     """
     return write_cache(
         out_path,
         records,
         image_size,
-        converters=make_converters(generator_path, device, batch_size),
+        converters=make_converters(generator_path, device, batch_size) if generator_path else None,
         batch_size=batch_size,
-        generator_sha256=sha256_file(generator_path),
+        generator_sha256=sha256_file(generator_path) if generator_path else "",
         config_hash=config_hash,
         progress=progress,
     )
