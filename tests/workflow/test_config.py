@@ -91,3 +91,13 @@ def test_full_paper_configs_plan_the_whole_dag(tmp_path, config, expected):
     out = proc.stdout + proc.stderr
     for rule, count in expected.items():
         assert re.search(rf"^{rule}\s+{count}\s*$", out, re.M), (rule, count)
+
+
+def test_run_without_conversion_skips_the_cyclegan(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["methods"] = {"baseline": config["methods"]["baseline"]}
+    path = tmp_path / "baseline_only.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = run_snakemake(tmp_path, "-n", "--configfile", str(path)).stdout
+    assert "build_cache" in out and "train_reid" in out
+    assert "train_cyclegan" not in out
