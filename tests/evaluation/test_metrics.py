@@ -190,3 +190,97 @@ def test_matches_loop_reference_multi_shot_wide_gallery(protocol):
         np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
         assert res.mAP == pytest.approx(expected[1], abs=1e-12)
         assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+
+
+def _ulp_up(v, dtype, n=1):
+    v = dtype(v)
+    for _ in range(n):
+        v = np.nextafter(v, dtype(np.inf), dtype=dtype)
+    return v
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_distances_one_ulp_apart_keep_their_order(dtype):
+    # 1.0 and the next float share all bits but the lowest: the smaller one still comes first,
+    # whichever of the two is the true match and whatever the gallery order.
+    a, b = dtype(1.0), _ulp_up(1.0, dtype)
+    match_smaller = rank_metrics(np.array([[b, a]], dtype=dtype), [1], [2, 1], [6], [1, 1], protocol="regdb", max_rank=2)
+    assert match_smaller.mAP == pytest.approx(1.0)
+    np.testing.assert_allclose(match_smaller.cmc, [1, 1])
+    match_larger = rank_metrics(np.array([[a, b]], dtype=dtype), [1], [2, 1], [6], [1, 1], protocol="regdb", max_rank=2)
+    assert match_larger.mAP == pytest.approx(1 / 2)
+    assert match_larger.mINP == pytest.approx(1 / 2)
+    np.testing.assert_allclose(match_larger.cmc, [0, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_tie_in_first_match_group_counts_only_earlier_identities(dtype):
+    # Exact order: pid 2 (0.5), then the tie at 1.0 in gallery order: pid 3, pid 1 (match), pid 4.
+    # De-duplicated: 2, 3, 1 -> first match at identity rank 3; image rank 3 as well.
+    d = np.array([[1.0, 1.0, 1.0, 0.5, 2.0]], dtype=dtype)
+    res = rank_metrics(d, [1], [3, 1, 4, 2, 1], [6], [1] * 5, protocol="sysu_mm01", max_rank=4)
+    np.testing.assert_allclose(res.cmc, [0, 0, 1, 1])
+    assert res.mAP == pytest.approx((1 / 3 + 2 / 5) / 2)
+    assert res.mINP == pytest.approx(2 / 5)
+
+
+def test_negative_and_signed_zero_distances():
+    # -0.0 and 0.0 are equal distances: gallery order decides.
+    for dtype in (np.float32, np.float64):
+        z = np.array([[-0.0, 0.0, 0.5]], dtype=dtype)
+        nonmatch_first = rank_metrics(z, [1], [2, 1, 3], [6], [1, 1, 1], protocol="regdb", max_rank=3)
+        assert nonmatch_first.mAP == pytest.approx(1 / 2)
+        match_first = rank_metrics(z, [1], [1, 2, 3], [6], [1, 1, 1], protocol="regdb", max_rank=3)
+        assert match_first.mAP == pytest.approx(1.0)
+        # Negative distances (e.g. negated similarities) rank below positive ones, more negative first.
+        neg = np.array([[-0.25, 0.3, -0.75, -0.5]], dtype=dtype)  # ranked: pid 3, 4, 1, 2
+        res = rank_metrics(neg, [1], [1, 2, 3, 4], [6], [1] * 4, protocol="regdb", max_rank=4)
+        np.testing.assert_allclose(res.cmc, [0, 0, 1, 1])
+        assert res.mAP == pytest.approx(1 / 3)
+
+
+def test_float16_distances_match_float64():
+    rng = np.random.default_rng(5)
+    d = rng.integers(0, 50, (12, 40)).astype(np.float16) / np.float16(8)
+    q_pids, g_pids = rng.integers(0, 4, 12), rng.integers(0, 4, 40)
+    q_cams, g_cams = rng.choice([3, 6], 12), rng.choice([1, 2, 4, 5], 40)
+    half = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol="sysu_mm01", max_rank=5)
+    full = rank_metrics(d.astype(np.float64), q_pids, g_pids, q_cams, g_cams, protocol="sysu_mm01", max_rank=5)
+    np.testing.assert_array_equal(half.cmc, full.cmc)
+    assert half.mAP == full.mAP and half.mINP == full.mINP
+
+
+@pytest.mark.parametrize("protocol", ["sysu_mm01", "regdb"])
+def test_matches_loop_reference_on_ulp_neighbours(protocol):
+    # Distances a few units in the last place apart (both signs, signed zeros): many distances
+    # share all bits but the lowest, and many are exactly equal.
+    rng = np.random.default_rng(11)
+    for case in range(24):
+        dtype = (np.float32, np.float64)[case % 2]
+        base = (0.0, 1.0, -0.75)[case % 3]
+        values = np.array([_ulp_up(base, dtype, k) for k in range(6)] + [-_ulp_up(base, dtype, k) for k in range(3)], dtype=dtype)
+        n_q, n_g = int(rng.integers(1, 20)), int(rng.integers(2, 90))
+        d = values[rng.integers(0, len(values), (n_q, n_g))]
+        q_pids, g_pids = rng.integers(0, 5, n_q), rng.integers(0, 5, n_g)
+        q_cams, g_cams = rng.choice([3, 6], n_q), rng.choice([1, 2, 4, 5], n_g)
+        expected = _reference(d, q_pids, g_pids, q_cams, g_cams, protocol, 6)
+        if expected is None:
+            continue
+        res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=6, chunk_elements=int(rng.integers(1, 500)))
+        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
+        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
+        assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+
+
+def test_long_double_distances_match_loop_reference():
+    # No integer key type for long double: the exact path ranks it (ties included).
+    rng = np.random.default_rng(13)
+    d = rng.integers(0, 5, (15, 60)).astype(np.longdouble) / 3
+    q_pids, g_pids = rng.integers(0, 4, 15), rng.integers(0, 4, 60)
+    q_cams, g_cams = rng.choice([3, 6], 15), rng.choice([1, 2, 4, 5], 60)
+    for protocol in ("sysu_mm01", "regdb"):
+        expected = _reference(d, q_pids, g_pids, q_cams, g_cams, protocol, 6)
+        res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=6, chunk_elements=100)
+        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
+        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
+        assert res.mINP == pytest.approx(expected[2], abs=1e-12)

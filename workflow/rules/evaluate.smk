@@ -10,6 +10,7 @@ rule evaluate:
         "results/logs/{dataset}/trial{trial}/{method}/evaluate.log",
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/{method}/evaluate.tsv"
+    threads: 2  # rank_metrics ranks blocks of queries on up to 4 threads
     params:
         format=lambda wc: dataset_format(wc.dataset),
         dataset_settings=lambda wc: canonical(DATASETS[wc.dataset]),

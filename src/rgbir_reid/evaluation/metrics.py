@@ -2,20 +2,24 @@
 
 One public function, :func:`rank_metrics`, vectorised over queries and chunked so that its
 working memory stays bounded (about ``chunk_elements`` distances at a time, and never more than a
-cache-sized block), whatever the gallery size.
+cache-sized block), whatever the gallery size. Blocks of queries run on up to ``_MAX_THREADS``
+threads (the CPUs this process may use); they are summed in block order, so the result does not
+depend on the thread count.
 
-How the ranks are found without a per-query argsort: the rank of a true match at distance
-``s`` in a query's ranked list is one plus the number of kept gallery entries placed before it,
-i.e. entries with a smaller distance, or an equal distance and a smaller gallery index (a stable
-sort keeps gallery order among ties). So each query's row is sorted by *value only* (SIMD sort,
-several times faster than an argsort) and its true-match distances are located in it by binary
-search; the rare exact ties with a true match are then counted exactly.
+How the ranks are found without a per-query argsort: each distance becomes an unsigned integer
+key ordered as the distances (a non-negative float's bit pattern; negative floats are mapped
+too), whose lowest bit is replaced by a true-match flag. One value-only (SIMD) sort of each row of
+keys then puts the flags at the positions of the true matches in the ranked list: their ranks
+are read off with one scan, no binary search. Dropping the lowest bit merges two distances one
+unit in the last place apart, and an exact tie sorts the non-match first whatever the gallery
+order; both only matter when a non-match and a true match share a key, which the sorted row shows
+(a flagged key right after the same key unflagged). Those few groups are put in the exact order
+(distance, then gallery index, as a stable sort would) separately, so results are exact.
 
 CMC needs the position of the first true match in the list reduced to the first occurrence of
 each gallery identity, i.e. the number of other identities having an entry before the first true
-match. Per block of queries that is one comparison pass (``distance < first-match distance``),
-packed to bits (64 gallery columns per word, columns grouped by identity) and OR-ed per identity
-group, so no per-identity minimum over all columns is computed.
+match. Queries with 0 or 1 entries before it have that many; for the others the entries below the
+first match's distance are found by one comparison and their identities counted.
 
 Sources: CMC with the "first occurrence of each gallery identity" rule and the camera-3 /
 camera-2 rule as in the official SYSU-MM01 evaluation code (Wu et al., "RGB-Infrared
@@ -26,6 +30,9 @@ Re-identification: A Survey and Outlook", TPAMI 2021, eq. 7.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +96,9 @@ def rank_metrics(
 ) -> RankMetrics:
     """CMC, mAP and mINP of a query-by-gallery distance matrix.
 
+    Blocks of queries run on up to 4 threads (no more than the CPUs this process may use); the
+    result is the same, to the bit, whatever the thread count.
+
     Args:
         distmat: ``[Q, G]`` finite distances, smaller = more similar (any float dtype; it is not
             converted, so results are exact for the values given).
@@ -148,7 +158,16 @@ def rank_metrics(
         for lo in range(0, n_rows, step):
             hi = min(lo + step, n_rows)
             jobs.append((rows[lo:hi] if rows is not None else slice(lo, hi), cols, layout, None if q_group is None else q_group[lo:hi]))
-    parts = [_block_sums(distmat, rm_cols, max_rank, job) for job in jobs]
+    n_threads = min(_MAX_THREADS, _available_cpus(), len(jobs))
+    if n_threads > 1:
+        # Blocks are independent and their big NumPy steps (the sort above all) release the GIL.
+        # Parts are summed in block order below, so the result does not depend on the threads.
+        with ThreadPoolExecutor(n_threads) as pool:
+            scratch = threading.local()
+            parts = list(pool.map(lambda job: _block_sums_keyed(distmat, rm_cols, max_rank, job, scratch), jobs))
+    else:
+        scratch = threading.local()
+        parts = [_block_sums_keyed(distmat, rm_cols, max_rank, job, scratch) for job in jobs]
 
     hist = np.zeros(max_rank + 1, dtype=np.int64)
     ap_sum = inp_sum = 0.0
@@ -167,8 +186,19 @@ def rank_metrics(
     return RankMetrics(cmc=cmc, mAP=ap_sum / n_valid, mINP=inp_sum / n_valid, n_query=n_q, n_valid_query=n_valid)
 
 
+# Threads over blocks of queries, at most (and no more than the CPUs this process may use).
+_MAX_THREADS = 4
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # Distances per block of queries: about 1 MB of float32, so a block and its sorted copy stay in cache.
-_BLOCK_ELEMENTS = 1 << 18
+_BLOCK_ELEMENTS = 1 << 20
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -182,13 +212,19 @@ def _low_bits(n: np.ndarray) -> np.ndarray:
 class _GalleryLayout:
     """Gallery columns grouped by identity, shared by all query blocks (read-only).
 
-    ``member[i]`` holds the gallery columns of identity group ``i`` (ascending, padded with the
-    group's first column; ``is_member`` marks the real ones). For CMC, columns are taken in
-    identity order (``g_order``) and packed 64 per word: group ``i`` covers bits
-    ``word_idx[i, k]`` under ``seg_mask[i, k]``.
+    ``g_order`` lists the gallery columns by identity group (gallery order within a group); group
+    ``i`` (identity ``uniq[i]``) is ``g_order[group_start[i] : group_start[i] + group_size[i]]``
+    and ``col_group`` maps a column to its group. The rest serves the exact path
+    (:func:`_block_sums_exact`, for float types without an integer key): ``member[i]`` holds the
+    columns of group ``i`` (ascending, padded with the group's first column; ``is_member`` marks
+    the real ones); for CMC, columns are taken in identity order and packed 64 per word: group
+    ``i`` covers bits ``word_idx[i, k]`` under ``seg_mask[i, k]``.
     """
 
     uniq: np.ndarray
+    col_group: np.ndarray
+    group_start: np.ndarray
+    group_size: np.ndarray
     member: np.ndarray
     is_member: np.ndarray
     g_order: np.ndarray
@@ -220,8 +256,13 @@ class _GalleryLayout:
         word_pos = first_word[:, None] + np.arange(k_max)
         lo_bit = np.clip(starts[:, None] - 64 * word_pos, 0, 64)
         hi_bit = np.clip(ends[:, None] - 64 * word_pos, 0, 64)
+        col_group = np.empty(n_g, dtype=np.intp)
+        col_group[g_order] = group_of_col
         return cls(
             uniq=gp[starts],
+            col_group=col_group,
+            group_start=starts,
+            group_size=sizes,
             member=member,
             is_member=is_member,
             g_order=g_order,
@@ -245,7 +286,7 @@ def _pack_words(bits: np.ndarray) -> np.ndarray:
 _NO_SUMS = 0.0, 0.0, 0
 
 
-def _block_sums(
+def _block_sums_exact(
     distmat: np.ndarray,
     rm_cols: np.ndarray,
     max_rank: int,
@@ -346,3 +387,185 @@ def _tie_count(x: np.ndarray, s: np.ndarray, mcol: np.ndarray, tied: np.ndarray)
     for r, k in zip(*np.nonzero(tied)):
         extra[r, k] = np.count_nonzero((x[r] == s[r, k]) & (g_index < mcol[r, k]))
     return extra
+
+
+# Unsigned key type of each float type: a finite non-negative float orders as its bit pattern.
+_KEY_TYPES = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+
+
+def _orderable_keys(x: np.ndarray, key_type: type) -> np.ndarray:
+    """Bit patterns of finite ``x`` as unsigned keys ordered as the values (negatives included)."""
+    x = x + x.dtype.type(0)  # -0.0 -> +0.0: equal values must get equal keys
+    u = x.view(key_type)
+    sign = key_type(1) << key_type(8 * u.itemsize - 1)
+    # Negative: invert all bits (larger magnitude -> smaller key); non-negative: set the sign bit.
+    return np.where(u & sign, ~u, u | sign)
+
+
+def _block_sums_keyed(
+    distmat: np.ndarray,
+    rm_cols: np.ndarray,
+    max_rank: int,
+    job: tuple[slice | np.ndarray, np.ndarray | None, _GalleryLayout | None, np.ndarray | None],
+    scratch: threading.local,
+) -> tuple[np.ndarray, float, float, int]:
+    """As :func:`_block_sums_exact`, by one sort of match-flagged keys per row.
+
+    ``scratch`` holds the calling thread's reusable work arrays (fresh arrays for every block
+    would cost page faults on every block).
+
+    Each distance becomes an unsigned key ordered as the distances, whose lowest bit is replaced
+    by a true-match flag. After a (SIMD, value-only) sort of the keys, the ranks of the true
+    matches are the positions of the set flags. Clearing the lowest bit merges distances one
+    unit in the last place apart, and an exact tie puts the non-match first whatever the gallery
+    order; both only matter where a non-match and a true match share a key ("clash"), which the
+    sorted row shows (a flagged key right after the same key unflagged). Those few groups of
+    equal keys are put in exact order (distance, then gallery index) separately.
+    """
+    rows, cols, lay, grp = job
+    if isinstance(rows, slice):
+        x = distmat[rows]
+    else:  # mode="clip": with the default, take would copy through a temporary
+        x = np.take(distmat, rows, axis=0, out=_scratch(scratch, "rows", (len(rows), distmat.shape[1]), distmat.dtype), mode="clip")
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)  # exact and order-preserving
+    key_type = _KEY_TYPES.get(x.dtype)
+    if key_type is None:  # e.g. long double: no key type
+        return _block_sums_exact(distmat, rm_cols, max_rank, job)
+    hist = np.zeros(max_rank + 1, dtype=np.int64)
+    if cols is not None:
+        if not np.all(np.isfinite(np.take(x, rm_cols, axis=1))):
+            raise _non_finite(distmat, rows)
+        if lay is None:  # every gallery entry removed: no true match
+            return (hist, *_NO_SUMS)
+        x = np.take(x, cols, axis=1, out=_scratch(scratch, "cols", (x.shape[0], len(cols)), x.dtype), mode="clip")
+    c, n_g = x.shape
+
+    # True-match cells: the columns of the query's identity group (g_order lists them by group).
+    g_safe = np.maximum(grp, 0)
+    m_size = np.where(grp >= 0, lay.group_size[g_safe], 0)
+    m_row = np.repeat(np.arange(c), m_size)
+    m_first = np.cumsum(m_size) - m_size
+    m_col = lay.g_order[np.repeat(lay.group_start[g_safe] - m_first, m_size) + np.arange(len(m_row))]
+
+    one = key_type(1)
+    flag_off = ~one
+
+    def make_keys(v: np.ndarray) -> np.ndarray:  # fast path: a non-negative finite float is its own key
+        return np.bitwise_and(v.view(key_type), flag_off)
+
+    keys = np.bitwise_and(x.view(key_type), flag_off, out=_scratch(scratch, "keys", (c, n_g), key_type))
+    keys[m_row, m_col] |= one
+    keys.sort(axis=1)
+    inf_key = np.array(np.inf, dtype=x.dtype).view(key_type)
+    if not np.all(keys[:, -1] < inf_key):  # a negative (sign bit set), infinite or NaN distance
+        if not np.all(np.isfinite(x)):
+            raise _non_finite(distmat, rows)
+
+        def make_keys(v: np.ndarray) -> np.ndarray:
+            return _orderable_keys(v, key_type) & flag_off
+
+        keys = make_keys(x)
+        keys[m_row, m_col] |= one
+        keys.sort(axis=1)
+    srt = keys
+
+    # Positions of the flags, row-major: each row's true matches in ranked order.
+    flags = _scratch(scratch, "flags", (c, n_g), np.uint8)
+    np.bitwise_and(srt, one, out=flags, casting="unsafe")
+    flat = np.flatnonzero(flags.view(bool))
+    first = np.searchsorted(flat, np.arange(c + 1) * n_g)  # index in `flat` of each row's first match
+    n_match = np.diff(first)
+    first = first[:-1]
+    f_row = np.repeat(np.arange(c), n_match)
+    f_pos = flat - f_row * n_g
+    srt_flat = srt.reshape(-1)
+    # A flagged key right after the same key unflagged: a non-match shares a true match's key.
+    clash = np.flatnonzero((srt_flat[np.maximum(flat - 1, 0)] == srt_flat[flat] - one) & (f_pos > 0))
+    extra_before = None
+    if len(clash):
+        extra_before = _resolve_clashes(x, make_keys, lay.col_group, grp, srt_flat[flat[clash]] & flag_off, f_row, f_pos, first, clash)
+
+    ok = n_match > 0
+    ranks = f_pos + 1
+    nth = np.arange(1, len(flat) + 1) - np.repeat(first, n_match)  # 1-based index among the row's matches
+    ap = np.bincount(f_row, weights=nth / ranks, minlength=c)[ok] / n_match[ok]
+    last_rank = ranks[first[ok] + n_match[ok] - 1]
+    inp = n_match[ok] / last_rank
+
+    # CMC. `p0` entries come before the first match: the non-matches with a key below its key,
+    # plus, after a clash in its group, the group's non-matches put before it.
+    p0 = np.zeros(c, dtype=np.int64)
+    p0[ok] = f_pos[first[ok]]
+    id_rank = p0
+    if lay.dedup:
+        deep = np.flatnonzero(ok & (p0 >= 2))  # 0 or 1 entries before: that many identities
+        if len(deep):
+            # Smallest true-match distance of each deep row (its first match, in exact order).
+            s_min = np.minimum.reduceat(x[m_row, m_col], m_first[m_size > 0])
+            s0 = np.empty(c, dtype=x.dtype)
+            s0[m_size > 0] = s_min
+            d_row, d_col = np.divmod(np.flatnonzero(x[deep] < s0[deep, None]), n_g)
+            if extra_before is not None:
+                slot = np.full(c, -1)
+                slot[deep] = np.arange(len(deep))
+                e_row, e_col = extra_before
+                keep = slot[e_row] >= 0
+                d_row = np.r_[d_row, slot[e_row[keep]]]
+                d_col = np.r_[d_col, e_col[keep]]
+            seen = np.zeros((len(deep), len(lay.uniq)), dtype=bool)
+            seen[d_row, lay.col_group[d_col]] = True
+            id_rank = p0.copy()
+            id_rank[deep] = np.count_nonzero(seen, axis=1)
+    hist += np.bincount(np.minimum(id_rank[ok], max_rank), minlength=max_rank + 1)
+    return hist, float(ap.sum()), float(inp.sum()), int(ok.sum())
+
+
+def _resolve_clashes(
+    x: np.ndarray,
+    make_keys,
+    col_group: np.ndarray,
+    grp: np.ndarray,
+    g_key: np.ndarray,
+    f_row: np.ndarray,
+    f_pos: np.ndarray,
+    first: np.ndarray,
+    clash: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Put the groups of equal keys holding both kinds of entry in exact order.
+
+    ``clash`` indexes (in ``f_row`` / ``f_pos``) the first flagged entry of each such group and
+    ``g_key`` is the group's key (flag cleared); ``make_keys`` gives the keys of rows of ``x``.
+    A group's entries fill consecutive positions of the sorted row, non-matches first; in the
+    exact order (distance, then gallery index) its matches take other positions among the same
+    ones, which overwrite ``f_pos`` in place (still ascending per row). Returns ``(row, col)``
+    of the non-matches that the exact order puts before their row's first match although their
+    key equals the first match's key.
+    """
+    n_grp = len(clash)
+    g_r = f_row[clash]
+    gi, col = np.divmod(np.flatnonzero(make_keys(x[g_r]) == g_key[:, None]), x.shape[1])  # by group
+    row = g_r[gi]
+    order = np.lexsort((col, x[row, col], gi))  # by group, distance, gallery index
+    gi, col, row = gi[order], col[order], row[order]
+    is_m = col_group[col] == grp[row]
+    size = np.bincount(gi, minlength=n_grp)
+    n_m = np.bincount(gi[is_m], minlength=n_grp)
+    w = np.arange(len(gi)) - np.repeat(np.cumsum(size) - size, size)  # exact place in the group
+    g0 = f_pos[clash] - (size - n_m)  # sorted position of the group's first entry
+    m_first = np.cumsum(n_m) - n_m
+    f_pos[np.repeat(clash, n_m) + np.arange(int(n_m.sum())) - np.repeat(m_first, n_m)] = g0[gi[is_m]] + w[is_m]
+    # Non-matches placed before the first match of a group that holds the row's first match.
+    w_first_m = w[is_m][m_first]
+    sel = ~is_m & (clash == first[g_r])[gi] & (w < w_first_m[gi])
+    return row[sel], col[sel]
+
+
+def _scratch(scratch: threading.local, name: str, shape: tuple[int, int], dtype: type) -> np.ndarray:
+    """A C-contiguous ``shape`` array of ``dtype`` (contents undefined), reusing this thread's memory."""
+    need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = getattr(scratch, name, None)
+    if buf is None or buf.size < need:
+        buf = np.empty(need, dtype=np.uint8)
+        setattr(scratch, name, buf)
+    return buf[:need].view(dtype).reshape(shape)
