@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import Any, Callable
 
 import torch
@@ -27,13 +28,9 @@ def run_script(snakemake: Any, main: Callable[[Any, logging.Logger], None]) -> N
     logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
     try:
         main(snakemake, logger)
-    except Exception as e:  # the message names the file or key; the traceback goes to the log
+    except Exception as e:  # the message names the file or key; the traceback goes to the log only
         logger.error("%s: %s", type(e).__name__, e)
-        logger.debug("traceback", exc_info=True)
-        for h in logger.handlers:
-            if isinstance(h, logging.FileHandler):
-                import traceback
-
-                h.stream.write(traceback.format_exc())
-                h.flush()
+        if log_file is not None:
+            with open(log_file, "a") as f:
+                f.write(traceback.format_exc())
         sys.exit(1)

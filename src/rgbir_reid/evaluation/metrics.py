@@ -301,12 +301,9 @@ def _block_sums_exact(
     rows, cols, lay, grp = job
     x = distmat[rows]
     hist = np.zeros(max_rank + 1, dtype=np.int64)
-    if cols is not None:
-        if not np.all(np.isfinite(np.take(x, rm_cols, axis=1))):
-            raise _non_finite(distmat, rows)
-        if lay is None:  # every gallery entry removed: no true match
-            return (hist, *_NO_SUMS)
-        x = np.take(x, cols, axis=1)
+    x = _apply_camera_rule(x, distmat, rows, rm_cols, cols)
+    if cols is not None and lay is None:  # every gallery entry removed: no true match
+        return (hist, *_NO_SUMS)
     c, n_g = x.shape
     srt = np.sort(x, axis=1)
     # NaN sorts after +inf, -inf first: the ends of each sorted row tell.
@@ -368,6 +365,26 @@ def _block_sums_exact(
         id_rank = ranks[:, 0] - 1
     hist += np.bincount(np.minimum(id_rank[ok], max_rank), minlength=max_rank + 1)
     return hist, float(ap.sum()), float(inp.sum()), int(ok.sum())
+
+
+def _apply_camera_rule(
+    x: np.ndarray, distmat: np.ndarray, rows, rm_cols, cols, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The block's distances to the gallery columns its queries keep (``cols``; None = all).
+
+    The removed columns (``rm_cols``) are only checked to be finite, so bad input is reported
+    whatever the camera rule drops.
+
+    Raises:
+        ValueError: NaN or infinite distances in the removed columns (names the rows).
+    """
+    if cols is None:
+        return x
+    if not np.all(np.isfinite(np.take(x, rm_cols, axis=1))):
+        raise _non_finite(distmat, rows)
+    if out is None:
+        return np.take(x, cols, axis=1)
+    return np.take(x, cols, axis=1, out=out, mode="clip")
 
 
 def _non_finite(distmat: np.ndarray, rows: slice | np.ndarray) -> ValueError:
@@ -433,12 +450,10 @@ def _block_sums_keyed(
     if key_type is None:  # e.g. long double: no key type
         return _block_sums_exact(distmat, rm_cols, max_rank, job)
     hist = np.zeros(max_rank + 1, dtype=np.int64)
-    if cols is not None:
-        if not np.all(np.isfinite(np.take(x, rm_cols, axis=1))):
-            raise _non_finite(distmat, rows)
-        if lay is None:  # every gallery entry removed: no true match
-            return (hist, *_NO_SUMS)
-        x = np.take(x, cols, axis=1, out=_scratch(scratch, "cols", (x.shape[0], len(cols)), x.dtype), mode="clip")
+    out = None if cols is None else _scratch(scratch, "cols", (x.shape[0], len(cols)), x.dtype)
+    x = _apply_camera_rule(x, distmat, rows, rm_cols, cols, out)
+    if cols is not None and lay is None:  # every gallery entry removed: no true match
+        return (hist, *_NO_SUMS)
     c, n_g = x.shape
 
     # True-match cells: the columns of the query's identity group (g_order lists them by group).

@@ -94,6 +94,17 @@ class EvaluationSettings:
 # --------------------------------------------------------------------------- SYSU-MM01 files
 
 
+def _load_mat_variable(path: str | Path, name: str) -> np.ndarray:
+    """One variable of a MATLAB file; DatasetFormatError naming the file if it is unreadable or lacks it."""
+    try:
+        mat = scipy.io.loadmat(str(path))
+    except (OSError, ValueError) as err:
+        raise DatasetFormatError(f"{path}: cannot read as a MATLAB file ({err})") from err
+    if name not in mat:
+        raise DatasetFormatError(f"{path}: no variable {name!r} (found {sorted(k for k in mat if not k.startswith('__'))})")
+    return mat[name]
+
+
 def load_rand_perm_cam(path: str | Path) -> dict[tuple[int, int], np.ndarray]:
     """Read the official ``rand_perm_cam.mat``.
 
@@ -104,14 +115,7 @@ def load_rand_perm_cam(path: str | Path) -> dict[tuple[int, int], np.ndarray]:
     Raises:
         DatasetFormatError: the file lacks ``rand_perm_cam`` or its cells are not as expected.
     """
-    path = Path(path)
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except (OSError, ValueError) as err:
-        raise DatasetFormatError(f"{path}: cannot read as a MATLAB file ({err})") from err
-    if "rand_perm_cam" not in mat:
-        raise DatasetFormatError(f"{path}: no variable 'rand_perm_cam' (found {sorted(k for k in mat if not k.startswith('__'))})")
-    cams = mat["rand_perm_cam"]
+    cams = _load_mat_variable(path, "rand_perm_cam")
     if cams.dtype != object or cams.size != 6:
         raise DatasetFormatError(f"{path}: 'rand_perm_cam' should be a 6-cell array (one per camera), got {cams.dtype} {cams.shape}")
     out: dict[tuple[int, int], np.ndarray] = {}
@@ -137,14 +141,7 @@ def load_sysu_id_list(path: str | Path) -> np.ndarray:
     Raises:
         DatasetFormatError: the file has no ``id`` variable.
     """
-    path = Path(path)
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except (OSError, ValueError) as err:
-        raise DatasetFormatError(f"{path}: cannot read as a MATLAB file ({err})") from err
-    if "id" not in mat:
-        raise DatasetFormatError(f"{path}: no variable 'id' (found {sorted(k for k in mat if not k.startswith('__'))})")
-    return np.sort(np.asarray(mat["id"]).ravel().astype(np.int64))
+    return np.sort(np.asarray(_load_mat_variable(path, "id")).ravel().astype(np.int64))
 
 
 def folder_positions(cameras: Sequence[int], pids: Sequence[int], paths: Sequence[str]) -> np.ndarray:
