@@ -100,8 +100,9 @@ def rank_metrics(
     result is the same, to the bit, whatever the thread count.
 
     Args:
-        distmat: ``[Q, G]`` finite distances, smaller = more similar (any float dtype; it is not
-            converted, so results are exact for the values given).
+        distmat: ``[Q, G]`` distances, smaller = more similar (any float dtype; it is not
+            converted, so results are exact for the values given). +inf and -inf are ordered
+            like any other value (+inf: never similar, e.g. a masked pair); NaN is an error.
         q_pids, g_pids: integer identities ``[Q]`` / ``[G]``.
         q_cams, g_cams: integer cameras ``[Q]`` / ``[G]``.
         protocol: ``"sysu_mm01"``: gallery entries of camera 2 are removed from the list of a
@@ -117,7 +118,7 @@ def rank_metrics(
         matches / rank of the last one. Ties keep gallery order (as a stable sort would).
 
     Raises:
-        ValueError: unknown protocol, shapes that disagree, non-finite distances, ``max_rank < 1``,
+        ValueError: unknown protocol, shapes that disagree, NaN distances, ``max_rank < 1``,
             or no query with a true match in the gallery.
     """
     if protocol not in PROTOCOLS:
@@ -138,36 +139,57 @@ def rank_metrics(
     dedup = protocol == SYSU_MM01
     removed = (g_cams == SYSU_SAME_ROOM_GALLERY_CAMERA) if dedup else np.zeros(n_g, dtype=bool)
     q_removal = (q_cams == SYSU_SAME_ROOM_QUERY_CAMERA) & bool(removed.any()) & dedup
-    # Removing gallery entries from a query's list is the same as ranking it against the
-    # sub-gallery of kept columns (kept in gallery order, so ties still follow gallery order):
-    # queries are split into those that see the whole gallery and those that see the sub-gallery.
-    tasks = []  # (query rows or None for all, kept columns or None for all, layout)
-    if q_removal.any():
-        kept = np.flatnonzero(~removed)
-        tasks.append((np.flatnonzero(~q_removal), None, _GalleryLayout.build(g_pids, dedup)))
-        tasks.append((np.flatnonzero(q_removal), kept, _GalleryLayout.build(g_pids[kept], dedup) if len(kept) else None))
-    else:
-        tasks.append((None, None, _GalleryLayout.build(g_pids, dedup)))
     rm_cols = np.flatnonzero(removed)
+    step = max(1, min(int(chunk_elements), _BLOCK_ELEMENTS) // n_g)
+    if distmat.dtype == np.float16 or distmat.dtype in _KEY_TYPES:
+        # Blocks of queries that all see the whole gallery or all lose the same columns (as the
+        # official query order, camera 3 then camera 6, gives); a block whose rows are not
+        # contiguous is gathered into scratch memory.
+        layout = _GalleryLayout.build(g_pids, dedup)
+        q_group = layout.group_of(q_pids)
+        jobs = []
+        for rule in (False, True):
+            rows = np.flatnonzero(q_removal == rule)
+            for lo in range(0, len(rows), step):
+                idx = rows[lo : lo + step]
+                contiguous = idx[-1] - idx[0] == len(idx) - 1
+                jobs.append((slice(idx[0], idx[-1] + 1) if contiguous else idx, rule))
 
-    jobs = []
-    for rows, cols, layout in tasks:
-        n_rows = n_q if rows is None else len(rows)
-        step = max(1, min(int(chunk_elements), _BLOCK_ELEMENTS) // n_g)
-        q_group = layout.group_of(q_pids if rows is None else q_pids[rows]) if layout is not None else None
-        for lo in range(0, n_rows, step):
-            hi = min(lo + step, n_rows)
-            jobs.append((rows[lo:hi] if rows is not None else slice(lo, hi), cols, layout, None if q_group is None else q_group[lo:hi]))
+        def run(job, scratch: threading.local):
+            rows, rule = job
+            return _block_sums_keyed(distmat, rows, q_group[rows], rule, removed, layout, max_rank, scratch)
+
+    else:
+        # Removing gallery entries from a query's list is the same as ranking it against the
+        # sub-gallery of kept columns (kept in gallery order, so ties still follow gallery order):
+        # queries are split into those that see the whole gallery and those that see the sub-gallery.
+        tasks = []  # (query rows or None for all, kept columns or None for all, layout)
+        if q_removal.any():
+            kept = np.flatnonzero(~removed)
+            tasks.append((np.flatnonzero(~q_removal), None, _GalleryLayout.build(g_pids, dedup)))
+            tasks.append((np.flatnonzero(q_removal), kept, _GalleryLayout.build(g_pids[kept], dedup) if len(kept) else None))
+        else:
+            tasks.append((None, None, _GalleryLayout.build(g_pids, dedup)))
+        jobs = []
+        for rows, cols, layout in tasks:
+            n_rows = n_q if rows is None else len(rows)
+            q_group = layout.group_of(q_pids if rows is None else q_pids[rows]) if layout is not None else None
+            for lo in range(0, n_rows, step):
+                hi = min(lo + step, n_rows)
+                jobs.append((rows[lo:hi] if rows is not None else slice(lo, hi), cols, layout, None if q_group is None else q_group[lo:hi]))
+
+        def run(job, scratch: threading.local):
+            return _block_sums_exact(distmat, rm_cols, max_rank, job)
+
     n_threads = min(_MAX_THREADS, _available_cpus(), len(jobs))
+    scratch = threading.local()
     if n_threads > 1:
         # Blocks are independent and their big NumPy steps (the sort above all) release the GIL.
         # Parts are summed in block order below, so the result does not depend on the threads.
         with ThreadPoolExecutor(n_threads) as pool:
-            scratch = threading.local()
-            parts = list(pool.map(lambda job: _block_sums_keyed(distmat, rm_cols, max_rank, job, scratch), jobs))
+            parts = list(pool.map(lambda job: run(job, scratch), jobs))
     else:
-        scratch = threading.local()
-        parts = [_block_sums_keyed(distmat, rm_cols, max_rank, job, scratch) for job in jobs]
+        parts = [run(job, scratch) for job in jobs]
 
     hist = np.zeros(max_rank + 1, dtype=np.int64)
     ap_sum = inp_sum = 0.0
@@ -295,7 +317,7 @@ def _block_sums_exact(
     """CMC histogram, AP sum, INP sum and valid-query count of one block of queries.
 
     ``job = (rows, cols, layout, q_group)``: the block's rows of ``distmat``, the gallery columns
-    its queries keep (None: all; the others, ``rm_cols``, are only checked to be finite), the
+    its queries keep (None: all; the others, ``rm_cols``, are only checked for NaN), the
     layout of those columns and the queries' identity groups in it.
     """
     rows, cols, lay, grp = job
@@ -306,9 +328,8 @@ def _block_sums_exact(
         return (hist, *_NO_SUMS)
     c, n_g = x.shape
     srt = np.sort(x, axis=1)
-    # NaN sorts after +inf, -inf first: the ends of each sorted row tell.
-    if not (np.all(np.isfinite(srt[:, 0])) and np.all(np.isfinite(srt[:, -1]))):
-        raise _non_finite(distmat, rows)
+    if np.isnan(srt[:, -1]).any():  # NaN sorts last
+        raise _nan_rows(distmat, rows)
 
     has_grp = grp >= 0
     mcol = lay.member[np.maximum(grp, 0)]  # [c, m_max] true-match columns
@@ -372,25 +393,25 @@ def _apply_camera_rule(
 ) -> np.ndarray:
     """The block's distances to the gallery columns its queries keep (``cols``; None = all).
 
-    The removed columns (``rm_cols``) are only checked to be finite, so bad input is reported
+    The removed columns (``rm_cols``) are only checked for NaN, so bad input is reported
     whatever the camera rule drops.
 
     Raises:
-        ValueError: NaN or infinite distances in the removed columns (names the rows).
+        ValueError: NaN distances in the removed columns (names the rows).
     """
     if cols is None:
         return x
-    if not np.all(np.isfinite(np.take(x, rm_cols, axis=1))):
-        raise _non_finite(distmat, rows)
+    if np.isnan(np.take(x, rm_cols, axis=1)).any():
+        raise _nan_rows(distmat, rows)
     if out is None:
         return np.take(x, cols, axis=1)
     return np.take(x, cols, axis=1, out=out, mode="clip")
 
 
-def _non_finite(distmat: np.ndarray, rows: slice | np.ndarray) -> ValueError:
+def _nan_rows(distmat: np.ndarray, rows: slice | np.ndarray) -> ValueError:
     idx = np.arange(distmat.shape[0])[rows]
-    bad = idx[~np.all(np.isfinite(distmat[idx]), axis=1)]
-    return ValueError(f"distmat rows {bad[:5].tolist()} hold NaN or infinite distances")
+    bad = idx[np.isnan(distmat[idx]).any(axis=1)]
+    return ValueError(f"distmat rows {bad[:5].tolist()} hold NaN distances (a NaN has no rank)")
 
 
 def _tie_count(x: np.ndarray, s: np.ndarray, mcol: np.ndarray, tied: np.ndarray) -> np.ndarray:
@@ -406,12 +427,12 @@ def _tie_count(x: np.ndarray, s: np.ndarray, mcol: np.ndarray, tied: np.ndarray)
     return extra
 
 
-# Unsigned key type of each float type: a finite non-negative float orders as its bit pattern.
+# Unsigned key type of each float type: a non-negative float (+inf included) orders as its bit pattern.
 _KEY_TYPES = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
 
 
 def _orderable_keys(x: np.ndarray, key_type: type) -> np.ndarray:
-    """Bit patterns of finite ``x`` as unsigned keys ordered as the values (negatives included)."""
+    """Bit patterns of non-NaN ``x`` as unsigned keys ordered as the values (negatives and infinities included)."""
     x = x + x.dtype.type(0)  # -0.0 -> +0.0: equal values must get equal keys
     u = x.view(key_type)
     sign = key_type(1) << key_type(8 * u.itemsize - 1)
@@ -421,67 +442,110 @@ def _orderable_keys(x: np.ndarray, key_type: type) -> np.ndarray:
 
 def _block_sums_keyed(
     distmat: np.ndarray,
-    rm_cols: np.ndarray,
+    rows: slice | np.ndarray,
+    grp: np.ndarray,
+    camera_rule: bool,
+    removed: np.ndarray,
+    lay: _GalleryLayout,
     max_rank: int,
-    job: tuple[slice | np.ndarray, np.ndarray | None, _GalleryLayout | None, np.ndarray | None],
     scratch: threading.local,
 ) -> tuple[np.ndarray, float, float, int]:
-    """As :func:`_block_sums_exact`, by one sort of match-flagged keys per row.
+    """CMC histogram, AP sum, INP sum and valid-query count of one block of queries, by one sort
+    of match-flagged keys per row.
 
-    ``scratch`` holds the calling thread's reusable work arrays (fresh arrays for every block
-    would cost page faults on every block).
+    ``rows``: the block's rows of ``distmat`` (a slice, or indices gathered into scratch memory);
+    ``grp``: its queries' identity groups in ``lay`` (-1: none); ``camera_rule``: the block's
+    queries all lose the ``removed`` gallery columns (or none does). ``scratch`` holds the calling
+    thread's reusable work arrays (fresh arrays for every block would cost page faults).
 
     Each distance becomes an unsigned key ordered as the distances, whose lowest bit is replaced
-    by a true-match flag. After a (SIMD, value-only) sort of the keys, the ranks of the true
-    matches are the positions of the set flags. Clearing the lowest bit merges distances one
-    unit in the last place apart, and an exact tie puts the non-match first whatever the gallery
-    order; both only matter where a non-match and a true match share a key ("clash"), which the
-    sorted row shows (a flagged key right after the same key unflagged). Those few groups of
-    equal keys are put in exact order (distance, then gallery index) separately.
+    by a true-match flag. Entries after a row's last true match change none of its metrics, so
+    they and the entries the camera rule removes all take one key just above that match (the
+    clamp): the sort has only the head of each list to order, and removed entries end up past
+    it. After a (SIMD, value-only) sort of the keys, the ranks of the true matches are the
+    positions of the set flags. Clearing the lowest bit merges distances one unit in the last
+    place apart, and an exact tie puts the non-match first whatever the gallery order; both only
+    matter where a non-match and a true match share a key ("clash"), which the sorted row shows
+    (a flagged key right after the same key unflagged). Those few groups of equal keys are put
+    in exact order (distance, then gallery index) separately.
+
+    Raises:
+        ValueError: NaN distances in the block (removed columns included).
     """
-    rows, cols, lay, grp = job
     if isinstance(rows, slice):
         x = distmat[rows]
     else:  # mode="clip": with the default, take would copy through a temporary
         x = np.take(distmat, rows, axis=0, out=_scratch(scratch, "rows", (len(rows), distmat.shape[1]), distmat.dtype), mode="clip")
     if x.dtype == np.float16:
         x = x.astype(np.float32)  # exact and order-preserving
-    key_type = _KEY_TYPES.get(x.dtype)
-    if key_type is None:  # e.g. long double: no key type
-        return _block_sums_exact(distmat, rm_cols, max_rank, job)
+    key_type = _KEY_TYPES[x.dtype]
     hist = np.zeros(max_rank + 1, dtype=np.int64)
-    out = None if cols is None else _scratch(scratch, "cols", (x.shape[0], len(cols)), x.dtype)
-    x = _apply_camera_rule(x, distmat, rows, rm_cols, cols, out)
-    if cols is not None and lay is None:  # every gallery entry removed: no true match
-        return (hist, *_NO_SUMS)
     c, n_g = x.shape
+    camera_rule = camera_rule and bool(removed.any())
 
-    # True-match cells: the columns of the query's identity group (g_order lists them by group).
+    # True-match cells: the columns of the query's identity group (g_order lists them by group),
+    # less the removed ones under the camera rule.
     g_safe = np.maximum(grp, 0)
     m_size = np.where(grp >= 0, lay.group_size[g_safe], 0)
     m_row = np.repeat(np.arange(c), m_size)
     m_first = np.cumsum(m_size) - m_size
     m_col = lay.g_order[np.repeat(lay.group_start[g_safe] - m_first, m_size) + np.arange(len(m_row))]
+    if camera_rule:
+        keep = ~removed[m_col]
+        m_row, m_col = m_row[keep], m_col[keep]
+        m_size = np.bincount(m_row, minlength=c)
+        m_first = np.cumsum(m_size) - m_size
+    has_match = m_size > 0
+    if not has_match.any():
+        if np.isnan(x).any():
+            raise _nan_rows(distmat, rows)
+        return (hist, *_NO_SUMS)
 
     one = key_type(1)
     flag_off = ~one
-
-    def make_keys(v: np.ndarray) -> np.ndarray:  # fast path: a non-negative finite float is its own key
-        return np.bitwise_and(v.view(key_type), flag_off)
-
-    keys = np.bitwise_and(x.view(key_type), flag_off, out=_scratch(scratch, "keys", (c, n_g), key_type))
-    keys[m_row, m_col] |= one
-    keys.sort(axis=1)
     inf_key = np.array(np.inf, dtype=x.dtype).view(key_type)
-    if not np.all(keys[:, -1] < inf_key):  # a negative (sign bit set), infinite or NaN distance
-        if not np.all(np.isfinite(x)):
-            raise _non_finite(distmat, rows)
+    keys = _scratch(scratch, "keys", (c, n_g), key_type)
 
-        def make_keys(v: np.ndarray) -> np.ndarray:
-            return _orderable_keys(v, key_type) & flag_off
+    def row_keys(v: np.ndarray, cleared: bool = True) -> np.ndarray:
+        # Fast path: a non-negative float (inf included) is its own key.
+        k = v.view(key_type)
+        return np.bitwise_and(k, flag_off) if cleared else k
 
-        keys = make_keys(x)
-        keys[m_row, m_col] |= one
+    # Flagged keys of the true matches and each row's clamp key, one above its last match.
+    # Keys of non-NaN floats stay below the largest key, so the clamp key cannot overflow.
+    m_key = row_keys(x[m_row, m_col]) | one
+    cap = np.zeros(c, dtype=key_type)
+    cap[has_match] = np.maximum.reduceat(m_key, m_first[has_match]) + one
+    fast = bool(np.all(cap <= inf_key))  # else a last match at -0.0, below zero or at +inf
+    if fast:
+        # Clamped in the float domain, which is the key order for the non-negative floats; a
+        # NaN stays NaN and a negative distance stays negative, so both sort past the clamp key
+        # and the last column below tells. (+inf entries past the last match are clamped.)
+        kf = keys.view(x.dtype)
+        if camera_rule:
+            np.maximum(x, _removal_floor(scratch, removed, x.dtype), out=kf)  # removed -> +inf
+            np.minimum(kf, cap.view(x.dtype)[:, None], out=kf)
+        else:
+            np.minimum(x, cap.view(x.dtype)[:, None], out=kf)
+        np.bitwise_and(keys, flag_off, out=keys)
+        keys[m_row, m_col] = m_key
+        keys.sort(axis=1)
+        fast = bool(np.all(keys[:, -1] < inf_key))
+    if not fast:  # a negative or NaN distance somewhere: keys that order every float
+        if np.isnan(x).any():
+            raise _nan_rows(distmat, rows)
+
+        def row_keys(v: np.ndarray, cleared: bool = True) -> np.ndarray:
+            k = _orderable_keys(v, key_type)
+            return k & flag_off if cleared else k
+
+        keys[...] = row_keys(x)
+        m_key = keys[m_row, m_col] | one
+        keys[m_row, m_col] = m_key
+        cap[has_match] = np.maximum.reduceat(m_key, m_first[has_match]) + one
+        if camera_rule:
+            keys[:, removed] = cap[:, None]
+        np.minimum(keys, cap[:, None], out=keys)
         keys.sort(axis=1)
     srt = keys
 
@@ -499,7 +563,14 @@ def _block_sums_keyed(
     clash = np.flatnonzero((srt_flat[np.maximum(flat - 1, 0)] == srt_flat[flat] - one) & (f_pos > 0))
     extra_before = None
     if len(clash):
-        extra_before = _resolve_clashes(x, make_keys, lay.col_group, grp, srt_flat[flat[clash]] & flag_off, f_row, f_pos, first, clash)
+
+        def clash_keys(r: np.ndarray) -> np.ndarray:  # keys of rows r; removed entries match no key
+            k = row_keys(x[r])
+            if camera_rule:
+                k[:, removed] = ~key_type(0)  # flag set: equals no cleared key
+            return k
+
+        extra_before = _resolve_clashes(x, clash_keys, lay.col_group, grp, srt_flat[flat[clash]] & flag_off, f_row, f_pos, first, clash)
 
     ok = n_match > 0
     ranks = f_pos + 1
@@ -517,10 +588,12 @@ def _block_sums_keyed(
         deep = np.flatnonzero(ok & (p0 >= 2))  # 0 or 1 entries before: that many identities
         if len(deep):
             # Smallest true-match distance of each deep row (its first match, in exact order).
-            s_min = np.minimum.reduceat(x[m_row, m_col], m_first[m_size > 0])
             s0 = np.empty(c, dtype=x.dtype)
-            s0[m_size > 0] = s_min
+            s0[has_match] = np.minimum.reduceat(x[m_row, m_col], m_first[has_match])
             d_row, d_col = np.divmod(np.flatnonzero(x[deep] < s0[deep, None]), n_g)
+            if camera_rule:
+                keep = ~removed[d_col]
+                d_row, d_col = d_row[keep], d_col[keep]
             if extra_before is not None:
                 slot = np.full(c, -1)
                 slot[deep] = np.arange(len(deep))
@@ -536,9 +609,19 @@ def _block_sums_keyed(
     return hist, float(ap.sum()), float(inp.sum()), int(ok.sum())
 
 
+def _removal_floor(scratch: threading.local, removed: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``[1, G]`` floor that lifts the removed columns to +inf (-inf elsewhere), cached per thread."""
+    cached = getattr(scratch, "floor", None)
+    if cached is None or cached[0] is not removed or cached[1].dtype != dtype:
+        floor = np.where(removed, np.inf, -np.inf).astype(dtype)[None, :]
+        cached = (removed, floor)
+        scratch.floor = cached
+    return cached[1]
+
+
 def _resolve_clashes(
     x: np.ndarray,
-    make_keys,
+    row_keys,
     col_group: np.ndarray,
     grp: np.ndarray,
     g_key: np.ndarray,
@@ -550,16 +633,17 @@ def _resolve_clashes(
     """Put the groups of equal keys holding both kinds of entry in exact order.
 
     ``clash`` indexes (in ``f_row`` / ``f_pos``) the first flagged entry of each such group and
-    ``g_key`` is the group's key (flag cleared); ``make_keys`` gives the keys of rows of ``x``.
-    A group's entries fill consecutive positions of the sorted row, non-matches first; in the
-    exact order (distance, then gallery index) its matches take other positions among the same
-    ones, which overwrite ``f_pos`` in place (still ascending per row). Returns ``(row, col)``
-    of the non-matches that the exact order puts before their row's first match although their
-    key equals the first match's key.
+    ``g_key`` is the group's key (flag cleared); ``row_keys(r)`` gives the flag-cleared keys of
+    rows ``r`` of ``x``, where no removed entry equals a cleared key. A group's entries fill
+    consecutive positions of the sorted row, non-matches first; in the exact order (distance,
+    then gallery index) its matches take other positions among the same ones, which overwrite
+    ``f_pos`` in place (still ascending per row). Returns ``(row, col)`` of the non-matches that
+    the exact order puts before their row's first match although their key equals the first
+    match's key.
     """
     n_grp = len(clash)
     g_r = f_row[clash]
-    gi, col = np.divmod(np.flatnonzero(make_keys(x[g_r]) == g_key[:, None]), x.shape[1])  # by group
+    gi, col = np.divmod(np.flatnonzero(row_keys(g_r) == g_key[:, None]), x.shape[1])  # by group
     row = g_r[gi]
     order = np.lexsort((col, x[row, col], gi))  # by group, distance, gallery index
     gi, col, row = gi[order], col[order], row[order]
