@@ -169,8 +169,17 @@ def test_all_gallery_removed_for_camera3_query():
     assert res.n_valid_query == 1
     assert res.mAP == pytest.approx(1 / 2)
     np.testing.assert_allclose(res.cmc, [0, 1])
-    with pytest.raises(ValueError, match="NaN"):  # removed entries are still checked
-        rank_metrics(np.array([[np.nan, 0.2], [0.2, 0.1]]), [1, 1], [1, 2], [3, 6], [2, 2], protocol="sysu_mm01")
+    # Entries the camera rule removes are not read: a NaN there changes nothing; one in a kept entry is refused.
+    d = np.array([[0.1, 0.2, 0.3], [0.2, 0.1, 0.3]])
+    g = dict(g_pids=[1, 2, 1], q_cams=[3, 6], g_cams=[2, 2, 1])
+    clean = rank_metrics(d, [1, 1], protocol="sysu_mm01", **g)
+    d[0, 0] = np.nan
+    res = rank_metrics(d, [1, 1], protocol="sysu_mm01", **g)
+    np.testing.assert_array_equal(res.cmc, clean.cmc)
+    assert (res.mAP, res.mINP, res.n_valid_query) == (clean.mAP, clean.mINP, clean.n_valid_query)
+    d[0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"rows \[0\] hold NaN"):
+        rank_metrics(d, [1, 1], protocol="sysu_mm01", **g)
 
 
 @pytest.mark.parametrize("protocol", ["sysu_mm01", "regdb"])
@@ -281,6 +290,49 @@ def test_long_double_distances_match_loop_reference():
     for protocol in ("sysu_mm01", "regdb"):
         expected = _reference(d, q_pids, g_pids, q_cams, g_cams, protocol, 6)
         res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=6, chunk_elements=100)
+        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
+        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
+        assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.longdouble])
+def test_infinite_distances_are_ordered_like_the_loop_reference(dtype):
+    # +inf (a masked pair) ranks last, -inf first, ties among them in gallery order; a true match
+    # may itself sit at +-inf. Only NaN is refused.
+    rng = np.random.default_rng(17)
+    for case in range(30):
+        n_q, n_g = int(rng.integers(1, 15)), int(rng.integers(2, 60))
+        d = rng.integers(0, 4, (n_q, n_g)).astype(dtype) / 2
+        d[rng.random((n_q, n_g)) < 0.2] = np.inf
+        if case % 3 == 0:
+            d[rng.random((n_q, n_g)) < 0.1] = -np.inf
+        q_pids, g_pids = rng.integers(0, 4, n_q), rng.integers(0, 4, n_g)
+        q_cams, g_cams = rng.choice([3, 6], n_q), rng.choice([1, 2, 4, 5], n_g)
+        for protocol in ("sysu_mm01", "regdb"):
+            expected = _reference(d, q_pids, g_pids, q_cams, g_cams, protocol, 5)
+            if expected is None:
+                continue
+            res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=5, chunk_elements=int(rng.integers(1, 300)))
+            np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
+            assert res.mAP == pytest.approx(expected[1], abs=1e-12)
+            assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+    d = np.array([[0.1, np.nan, np.inf]], dtype=dtype)
+    with pytest.raises(ValueError, match=r"rows \[0\] hold NaN"):
+        rank_metrics(d, [1], [1, 2, 3], [6], [1, 1, 1], protocol="regdb")
+
+
+def test_query_order_does_not_change_the_metrics():
+    # Camera-3 queries grouped (the official order: camera 3, then 6) are ranked in place;
+    # interleaved with camera-6 queries they are gathered. Both must agree with the loop.
+    rng = np.random.default_rng(19)
+    n_q, n_g = 200, 150
+    q_pids, g_pids = rng.integers(0, 12, n_q), rng.integers(0, 12, n_g)
+    q_cams, g_cams = rng.choice([3, 6], n_q), rng.choice([1, 2, 4, 5], n_g)
+    d = rng.random((n_q, n_g)).astype(np.float32)
+    expected = _reference(d, q_pids, g_pids, q_cams, g_cams, "sysu_mm01", 10)
+    grouped = np.argsort(q_cams, kind="stable")
+    for order in (np.arange(n_q), grouped, grouped[::-1]):
+        res = rank_metrics(d[order], q_pids[order], g_pids, q_cams[order], g_cams, protocol="sysu_mm01", max_rank=10, chunk_elements=1000)
         np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
         assert res.mAP == pytest.approx(expected[1], abs=1e-12)
         assert res.mINP == pytest.approx(expected[2], abs=1e-12)

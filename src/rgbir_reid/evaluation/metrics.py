@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,57 +140,39 @@ def rank_metrics(
     dedup = protocol == SYSU_MM01
     removed = (g_cams == SYSU_SAME_ROOM_GALLERY_CAMERA) if dedup else np.zeros(n_g, dtype=bool)
     q_removal = (q_cams == SYSU_SAME_ROOM_QUERY_CAMERA) & bool(removed.any()) & dedup
-    rm_cols = np.flatnonzero(removed)
+    # Removing gallery entries from a query's list is the same as ranking it against the
+    # sub-gallery of kept columns (kept in gallery order, so ties still follow gallery order):
+    # queries are split into those that see the whole gallery and those that see the
+    # sub-gallery. The entries a query loses are not read at all.
+    tasks = [(np.flatnonzero(~q_removal), None, _GalleryLayout.build(g_pids, dedup))]
+    if q_removal.any():
+        kept = np.flatnonzero(~removed)
+        if len(kept):  # else those queries have no list, hence no true match: they count nowhere
+            tasks.append((np.flatnonzero(q_removal), kept, _GalleryLayout.build(g_pids[kept], dedup)))
     step = max(1, min(int(chunk_elements), _BLOCK_ELEMENTS) // n_g)
-    if distmat.dtype == np.float16 or distmat.dtype in _KEY_TYPES:
-        # Blocks of queries that all see the whole gallery or all lose the same columns (as the
-        # official query order, camera 3 then camera 6, gives); a block whose rows are not
-        # contiguous is gathered into scratch memory.
-        layout = _GalleryLayout.build(g_pids, dedup)
-        q_group = layout.group_of(q_pids)
-        jobs = []
-        for rule in (False, True):
-            rows = np.flatnonzero(q_removal == rule)
-            for lo in range(0, len(rows), step):
-                idx = rows[lo : lo + step]
-                contiguous = idx[-1] - idx[0] == len(idx) - 1
-                jobs.append((slice(idx[0], idx[-1] + 1) if contiguous else idx, rule))
-
-        def run(job, scratch: threading.local):
-            rows, rule = job
-            return _block_sums_keyed(distmat, rows, q_group[rows], rule, removed, layout, max_rank, scratch)
-
-    else:
-        # Removing gallery entries from a query's list is the same as ranking it against the
-        # sub-gallery of kept columns (kept in gallery order, so ties still follow gallery order):
-        # queries are split into those that see the whole gallery and those that see the sub-gallery.
-        tasks = []  # (query rows or None for all, kept columns or None for all, layout)
-        if q_removal.any():
-            kept = np.flatnonzero(~removed)
-            tasks.append((np.flatnonzero(~q_removal), None, _GalleryLayout.build(g_pids, dedup)))
-            tasks.append((np.flatnonzero(q_removal), kept, _GalleryLayout.build(g_pids[kept], dedup) if len(kept) else None))
-        else:
-            tasks.append((None, None, _GalleryLayout.build(g_pids, dedup)))
-        jobs = []
-        for rows, cols, layout in tasks:
-            n_rows = n_q if rows is None else len(rows)
-            q_group = layout.group_of(q_pids if rows is None else q_pids[rows]) if layout is not None else None
-            for lo in range(0, n_rows, step):
-                hi = min(lo + step, n_rows)
-                jobs.append((rows[lo:hi] if rows is not None else slice(lo, hi), cols, layout, None if q_group is None else q_group[lo:hi]))
-
-        def run(job, scratch: threading.local):
-            return _block_sums_exact(distmat, rm_cols, max_rank, job)
+    jobs = []  # (rows: a slice when contiguous, as in the official order (camera 3, then 6); cols; layout; groups)
+    for rows, cols, layout in tasks:
+        q_group = layout.group_of(q_pids[rows])
+        for lo in range(0, len(rows), step):
+            idx = rows[lo : lo + step]
+            block = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] == len(idx) - 1 else idx
+            jobs.append((block, cols, layout, q_group[lo : lo + step]))
+    keyed = distmat.dtype == np.float16 or distmat.dtype in _KEY_TYPES
+    block_sums = _block_sums_keyed if keyed else _block_sums_exact
 
     n_threads = min(_MAX_THREADS, _available_cpus(), len(jobs))
-    scratch = threading.local()
+
+    def run_borrowing(job):
+        with _borrow_scratch() as scratch:
+            return block_sums(distmat, max_rank, job, scratch)
+
     if n_threads > 1:
         # Blocks are independent and their big NumPy steps (the sort above all) release the GIL.
         # Parts are summed in block order below, so the result does not depend on the threads.
         with ThreadPoolExecutor(n_threads) as pool:
-            parts = list(pool.map(lambda job: run(job, scratch), jobs))
+            parts = list(pool.map(run_borrowing, jobs))
     else:
-        parts = [run(job, scratch) for job in jobs]
+        parts = [run_borrowing(job) for job in jobs]
 
     hist = np.zeros(max_rank + 1, dtype=np.int64)
     ap_sum = inp_sum = 0.0
@@ -310,22 +293,23 @@ _NO_SUMS = 0.0, 0.0, 0
 
 def _block_sums_exact(
     distmat: np.ndarray,
-    rm_cols: np.ndarray,
     max_rank: int,
-    job: tuple[slice | np.ndarray, np.ndarray | None, _GalleryLayout | None, np.ndarray | None],
+    job: tuple[slice | np.ndarray, np.ndarray | None, _GalleryLayout, np.ndarray],
+    scratch: _Scratch,
 ) -> tuple[np.ndarray, float, float, int]:
     """CMC histogram, AP sum, INP sum and valid-query count of one block of queries.
 
-    ``job = (rows, cols, layout, q_group)``: the block's rows of ``distmat``, the gallery columns
-    its queries keep (None: all; the others, ``rm_cols``, are only checked for NaN), the
-    layout of those columns and the queries' identity groups in it.
+    ``job = (rows, cols, layout, q_group)``: the block's rows of ``distmat`` (a slice, or row
+    indices), the gallery columns its queries keep (None: all), the layout of those columns and
+    the queries' identity groups in it (-1: none). ``scratch``: the calling thread's work arrays.
+    This path serves float types without an integer key (long double).
+
+    Raises:
+        ValueError: NaN distances in the block's kept columns.
     """
     rows, cols, lay, grp = job
-    x = distmat[rows]
+    x = _gather_block(distmat, rows, cols, scratch)
     hist = np.zeros(max_rank + 1, dtype=np.int64)
-    x = _apply_camera_rule(x, distmat, rows, rm_cols, cols)
-    if cols is not None and lay is None:  # every gallery entry removed: no true match
-        return (hist, *_NO_SUMS)
     c, n_g = x.shape
     srt = np.sort(x, axis=1)
     if np.isnan(srt[:, -1]).any():  # NaN sorts last
@@ -388,24 +372,18 @@ def _block_sums_exact(
     return hist, float(ap.sum()), float(inp.sum()), int(ok.sum())
 
 
-def _apply_camera_rule(
-    x: np.ndarray, distmat: np.ndarray, rows, rm_cols, cols, out: np.ndarray | None = None
-) -> np.ndarray:
-    """The block's distances to the gallery columns its queries keep (``cols``; None = all).
+def _gather_block(distmat: np.ndarray, rows: slice | np.ndarray, cols: np.ndarray | None, scratch: _Scratch) -> np.ndarray:
+    """The block's distances to the gallery columns its queries keep: ``[len(rows), len(cols)]``.
 
-    The removed columns (``rm_cols``) are only checked for NaN, so bad input is reported
-    whatever the camera rule drops.
-
-    Raises:
-        ValueError: NaN distances in the removed columns (names the rows).
+    A view when ``rows`` is a slice and every column is kept, else a copy in scratch memory.
     """
+    if isinstance(rows, slice):
+        x = distmat[rows]
+    else:  # mode="clip": with the default, take would copy through a temporary
+        x = np.take(distmat, rows, axis=0, out=scratch.array("rows", (len(rows), distmat.shape[1]), distmat.dtype), mode="clip")
     if cols is None:
         return x
-    if np.isnan(np.take(x, rm_cols, axis=1)).any():
-        raise _nan_rows(distmat, rows)
-    if out is None:
-        return np.take(x, cols, axis=1)
-    return np.take(x, cols, axis=1, out=out, mode="clip")
+    return np.take(x, cols, axis=1, out=scratch.array("cols", (x.shape[0], len(cols)), x.dtype), mode="clip")
 
 
 def _nan_rows(distmat: np.ndarray, rows: slice | np.ndarray) -> ValueError:
@@ -442,59 +420,38 @@ def _orderable_keys(x: np.ndarray, key_type: type) -> np.ndarray:
 
 def _block_sums_keyed(
     distmat: np.ndarray,
-    rows: slice | np.ndarray,
-    grp: np.ndarray,
-    camera_rule: bool,
-    removed: np.ndarray,
-    lay: _GalleryLayout,
     max_rank: int,
-    scratch: threading.local,
+    job: tuple[slice | np.ndarray, np.ndarray | None, _GalleryLayout, np.ndarray],
+    scratch: _Scratch,
 ) -> tuple[np.ndarray, float, float, int]:
-    """CMC histogram, AP sum, INP sum and valid-query count of one block of queries, by one sort
-    of match-flagged keys per row.
+    """As :func:`_block_sums_exact`, by one sort of match-flagged keys per row.
 
-    ``rows``: the block's rows of ``distmat`` (a slice, or indices gathered into scratch memory);
-    ``grp``: its queries' identity groups in ``lay`` (-1: none); ``camera_rule``: the block's
-    queries all lose the ``removed`` gallery columns (or none does). ``scratch`` holds the calling
-    thread's reusable work arrays (fresh arrays for every block would cost page faults).
-
-    Each distance becomes an unsigned key ordered as the distances, whose lowest bit is replaced
-    by a true-match flag. Entries after a row's last true match change none of its metrics, so
-    they and the entries the camera rule removes all take one key just above that match (the
-    clamp): the sort has only the head of each list to order, and removed entries end up past
-    it. After a (SIMD, value-only) sort of the keys, the ranks of the true matches are the
-    positions of the set flags. Clearing the lowest bit merges distances one unit in the last
-    place apart, and an exact tie puts the non-match first whatever the gallery order; both only
-    matter where a non-match and a true match share a key ("clash"), which the sorted row shows
-    (a flagged key right after the same key unflagged). Those few groups of equal keys are put
-    in exact order (distance, then gallery index) separately.
-
-    Raises:
-        ValueError: NaN distances in the block (removed columns included).
+    Each distance becomes an unsigned key ordered as the distances (a non-negative float's bit
+    pattern), whose lowest bit is replaced by a true-match flag. Entries after a row's last true
+    match change none of its metrics, so they all take one key just above that match (the
+    clamp): the sort has only the head of each list to order. After a (SIMD, value-only) sort of
+    the keys, the ranks of the true matches are the positions of the set flags. Clearing the
+    lowest bit merges distances one unit in the last place apart, and an exact tie puts the
+    non-match first whatever the gallery order; both only matter where a non-match and a true
+    match share a key ("clash"), which the sorted row shows (a flagged key right after the same
+    key unflagged). Those few groups of equal keys are put in exact order (distance, then
+    gallery index) separately. Negative distances, -0.0 included, take keys that order both
+    signs (a slower path); a NaN is an error.
     """
-    if isinstance(rows, slice):
-        x = distmat[rows]
-    else:  # mode="clip": with the default, take would copy through a temporary
-        x = np.take(distmat, rows, axis=0, out=_scratch(scratch, "rows", (len(rows), distmat.shape[1]), distmat.dtype), mode="clip")
+    rows, cols, lay, grp = job
+    x = _gather_block(distmat, rows, cols, scratch)
     if x.dtype == np.float16:
         x = x.astype(np.float32)  # exact and order-preserving
     key_type = _KEY_TYPES[x.dtype]
     hist = np.zeros(max_rank + 1, dtype=np.int64)
     c, n_g = x.shape
-    camera_rule = camera_rule and bool(removed.any())
 
-    # True-match cells: the columns of the query's identity group (g_order lists them by group),
-    # less the removed ones under the camera rule.
+    # True-match cells: the columns of the query's identity group (g_order lists them by group).
     g_safe = np.maximum(grp, 0)
     m_size = np.where(grp >= 0, lay.group_size[g_safe], 0)
     m_row = np.repeat(np.arange(c), m_size)
     m_first = np.cumsum(m_size) - m_size
     m_col = lay.g_order[np.repeat(lay.group_start[g_safe] - m_first, m_size) + np.arange(len(m_row))]
-    if camera_rule:
-        keep = ~removed[m_col]
-        m_row, m_col = m_row[keep], m_col[keep]
-        m_size = np.bincount(m_row, minlength=c)
-        m_first = np.cumsum(m_size) - m_size
     has_match = m_size > 0
     if not has_match.any():
         if np.isnan(x).any():
@@ -504,54 +461,48 @@ def _block_sums_keyed(
     one = key_type(1)
     flag_off = ~one
     inf_key = np.array(np.inf, dtype=x.dtype).view(key_type)
-    keys = _scratch(scratch, "keys", (c, n_g), key_type)
+    keys = scratch.array("keys", (c, n_g), key_type)
 
-    def row_keys(v: np.ndarray, cleared: bool = True) -> np.ndarray:
-        # Fast path: a non-negative float (inf included) is its own key.
-        k = v.view(key_type)
-        return np.bitwise_and(k, flag_off) if cleared else k
+    def row_keys(v: np.ndarray) -> np.ndarray:  # fast path: a non-negative float is its own key
+        return np.bitwise_and(v.view(key_type), flag_off)
 
-    # Flagged keys of the true matches and each row's clamp key, one above its last match.
-    # Keys of non-NaN floats stay below the largest key, so the clamp key cannot overflow.
-    m_key = row_keys(x[m_row, m_col]) | one
+    # Flagged keys of the true matches; each row's clamp key, one above its last match (a row
+    # without one keeps nothing: 0). Keys of non-NaN floats stay below the largest key, so the
+    # clamp key cannot overflow.
+    m_val = x[m_row, m_col]
+    m_key = row_keys(m_val) | one
     cap = np.zeros(c, dtype=key_type)
     cap[has_match] = np.maximum.reduceat(m_key, m_first[has_match]) + one
-    fast = bool(np.all(cap <= inf_key))  # else a last match at -0.0, below zero or at +inf
+    fast = bool(np.all(cap <= inf_key))  # else a last match below zero or at -0.0
     if fast:
-        # Clamped in the float domain, which is the key order for the non-negative floats; a
-        # NaN stays NaN and a negative distance stays negative, so both sort past the clamp key
-        # and the last column below tells. (+inf entries past the last match are clamped.)
+        # Clamped in the float domain, which is the key order of the non-negative floats. A NaN
+        # stays NaN and a negative distance stays negative: both sort past +inf, so the last
+        # column tells. (+inf entries past the last match are clamped like the others.)
         kf = keys.view(x.dtype)
-        if camera_rule:
-            np.maximum(x, _removal_floor(scratch, removed, x.dtype), out=kf)  # removed -> +inf
-            np.minimum(kf, cap.view(x.dtype)[:, None], out=kf)
-        else:
-            np.minimum(x, cap.view(x.dtype)[:, None], out=kf)
+        np.minimum(x, cap.view(x.dtype)[:, None], out=kf)
         np.bitwise_and(keys, flag_off, out=keys)
         keys[m_row, m_col] = m_key
         keys.sort(axis=1)
-        fast = bool(np.all(keys[:, -1] < inf_key))
+        fast = bool(np.all(keys[:, -1] <= inf_key))
     if not fast:  # a negative or NaN distance somewhere: keys that order every float
         if np.isnan(x).any():
             raise _nan_rows(distmat, rows)
 
-        def row_keys(v: np.ndarray, cleared: bool = True) -> np.ndarray:
-            k = _orderable_keys(v, key_type)
-            return k & flag_off if cleared else k
+        def row_keys(v: np.ndarray) -> np.ndarray:
+            return _orderable_keys(v, key_type) & flag_off
 
         keys[...] = row_keys(x)
         m_key = keys[m_row, m_col] | one
-        keys[m_row, m_col] = m_key
         cap[has_match] = np.maximum.reduceat(m_key, m_first[has_match]) + one
-        if camera_rule:
-            keys[:, removed] = cap[:, None]
+        keys[m_row, m_col] = m_key
         np.minimum(keys, cap[:, None], out=keys)
         keys.sort(axis=1)
     srt = keys
 
     # Positions of the flags, row-major: each row's true matches in ranked order.
-    flags = _scratch(scratch, "flags", (c, n_g), np.uint8)
-    np.bitwise_and(srt, one, out=flags, casting="unsafe")
+    flags = scratch.array("flags", (c, n_g), np.uint8)
+    np.copyto(flags, srt, casting="unsafe")  # the lowest byte
+    np.bitwise_and(flags, 1, out=flags)
     flat = np.flatnonzero(flags.view(bool))
     first = np.searchsorted(flat, np.arange(c + 1) * n_g)  # index in `flat` of each row's first match
     n_match = np.diff(first)
@@ -563,14 +514,8 @@ def _block_sums_keyed(
     clash = np.flatnonzero((srt_flat[np.maximum(flat - 1, 0)] == srt_flat[flat] - one) & (f_pos > 0))
     extra_before = None
     if len(clash):
-
-        def clash_keys(r: np.ndarray) -> np.ndarray:  # keys of rows r; removed entries match no key
-            k = row_keys(x[r])
-            if camera_rule:
-                k[:, removed] = ~key_type(0)  # flag set: equals no cleared key
-            return k
-
-        extra_before = _resolve_clashes(x, clash_keys, lay.col_group, grp, srt_flat[flat[clash]] & flag_off, f_row, f_pos, first, clash)
+        g_key = srt_flat[flat[clash]] & flag_off
+        extra_before = _resolve_clashes(x, row_keys, lay.col_group, grp, g_key, f_row, f_pos, first, clash)
 
     ok = n_match > 0
     ranks = f_pos + 1
@@ -589,11 +534,10 @@ def _block_sums_keyed(
         if len(deep):
             # Smallest true-match distance of each deep row (its first match, in exact order).
             s0 = np.empty(c, dtype=x.dtype)
-            s0[has_match] = np.minimum.reduceat(x[m_row, m_col], m_first[has_match])
-            d_row, d_col = np.divmod(np.flatnonzero(x[deep] < s0[deep, None]), n_g)
-            if camera_rule:
-                keep = ~removed[d_col]
-                d_row, d_col = d_row[keep], d_col[keep]
+            s0[has_match] = np.minimum.reduceat(m_val, m_first[has_match])
+            x_deep = np.take(x, deep, axis=0, out=scratch.array("deep", (len(deep), n_g), x.dtype), mode="clip")
+            before = np.less(x_deep, s0[deep, None], out=scratch.array("before", (len(deep), n_g), np.bool_))
+            d_row, d_col = np.divmod(np.flatnonzero(before), n_g)
             if extra_before is not None:
                 slot = np.full(c, -1)
                 slot[deep] = np.arange(len(deep))
@@ -607,16 +551,6 @@ def _block_sums_keyed(
             id_rank[deep] = np.count_nonzero(seen, axis=1)
     hist += np.bincount(np.minimum(id_rank[ok], max_rank), minlength=max_rank + 1)
     return hist, float(ap.sum()), float(inp.sum()), int(ok.sum())
-
-
-def _removal_floor(scratch: threading.local, removed: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``[1, G]`` floor that lifts the removed columns to +inf (-inf elsewhere), cached per thread."""
-    cached = getattr(scratch, "floor", None)
-    if cached is None or cached[0] is not removed or cached[1].dtype != dtype:
-        floor = np.where(removed, np.inf, -np.inf).astype(dtype)[None, :]
-        cached = (removed, floor)
-        scratch.floor = cached
-    return cached[1]
 
 
 def _resolve_clashes(
@@ -633,8 +567,8 @@ def _resolve_clashes(
     """Put the groups of equal keys holding both kinds of entry in exact order.
 
     ``clash`` indexes (in ``f_row`` / ``f_pos``) the first flagged entry of each such group and
-    ``g_key`` is the group's key (flag cleared); ``row_keys(r)`` gives the flag-cleared keys of
-    rows ``r`` of ``x``, where no removed entry equals a cleared key. A group's entries fill
+    ``g_key`` is the group's key (flag cleared); ``row_keys(v)`` gives the flag-cleared keys of
+    distances ``v``. A group's entries fill
     consecutive positions of the sorted row, non-matches first; in the exact order (distance,
     then gallery index) its matches take other positions among the same ones, which overwrite
     ``f_pos`` in place (still ascending per row). Returns ``(row, col)`` of the non-matches that
@@ -643,7 +577,7 @@ def _resolve_clashes(
     """
     n_grp = len(clash)
     g_r = f_row[clash]
-    gi, col = np.divmod(np.flatnonzero(row_keys(g_r) == g_key[:, None]), x.shape[1])  # by group
+    gi, col = np.divmod(np.flatnonzero(row_keys(x[g_r]) == g_key[:, None]), x.shape[1])  # by group
     row = g_r[gi]
     order = np.lexsort((col, x[row, col], gi))  # by group, distance, gallery index
     gi, col, row = gi[order], col[order], row[order]
@@ -660,11 +594,36 @@ def _resolve_clashes(
     return row[sel], col[sel]
 
 
-def _scratch(scratch: threading.local, name: str, shape: tuple[int, int], dtype: type) -> np.ndarray:
-    """A C-contiguous ``shape`` array of ``dtype`` (contents undefined), reusing this thread's memory."""
-    need = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buf = getattr(scratch, name, None)
-    if buf is None or buf.size < need:
-        buf = np.empty(need, dtype=np.uint8)
-        setattr(scratch, name, buf)
-    return buf[:need].view(dtype).reshape(shape)
+class _Scratch:
+    """One thread's work arrays, reused from block to block and from call to call: a fresh
+    array costs page faults on every use, which on large galleries cost more than the work done
+    in it. Holds about 10 bytes per distance of the largest block seen (a few MB)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, int], dtype) -> np.ndarray:
+        """A C-contiguous ``shape`` array of ``dtype`` (contents undefined)."""
+        need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < need:
+            buf = np.empty(need, dtype=np.uint8)
+            self._buffers[name] = buf
+        return buf[:need].view(dtype).reshape(shape)
+
+
+_SCRATCH_POOL: list[_Scratch] = []
+_SCRATCH_LOCK = threading.Lock()
+
+
+@contextmanager
+def _borrow_scratch():
+    """Work arrays for one block; at most ``_MAX_THREADS`` sets are kept between calls."""
+    with _SCRATCH_LOCK:
+        scratch = _SCRATCH_POOL.pop() if _SCRATCH_POOL else _Scratch()
+    try:
+        yield scratch
+    finally:
+        with _SCRATCH_LOCK:
+            if len(_SCRATCH_POOL) < _MAX_THREADS:
+                _SCRATCH_POOL.append(scratch)
