@@ -281,10 +281,11 @@ def test_matches_loop_reference_on_ulp_neighbours(protocol):
         assert res.mINP == pytest.approx(expected[2], abs=1e-12)
 
 
-def test_long_double_distances_match_loop_reference():
-    # No integer key type for long double: the exact path ranks it (ties included).
+def test_long_double_distances_ranked_when_float64_holds_them():
+    # Wider floats are ranked as float64 when that conversion is exact (ties included), and
+    # refused, with the dtype named, when it is not.
     rng = np.random.default_rng(13)
-    d = rng.integers(0, 5, (15, 60)).astype(np.longdouble) / 3
+    d = rng.integers(0, 5, (15, 60)).astype(np.longdouble) / 4
     q_pids, g_pids = rng.integers(0, 4, 15), rng.integers(0, 4, 60)
     q_cams, g_cams = rng.choice([3, 6], 15), rng.choice([1, 2, 4, 5], 60)
     for protocol in ("sysu_mm01", "regdb"):
@@ -293,9 +294,13 @@ def test_long_double_distances_match_loop_reference():
         np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
         assert res.mAP == pytest.approx(expected[1], abs=1e-12)
         assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+    if np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant:  # a real extended type here
+        d[0, 0] = np.longdouble(1) + np.finfo(np.longdouble).eps
+        with pytest.raises(ValueError, match="float64 cannot represent exactly"):
+            rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol="regdb")
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.longdouble])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_infinite_distances_are_ordered_like_the_loop_reference(dtype):
     # +inf (a masked pair) ranks last, -inf first, ties among them in gallery order; a true match
     # may itself sit at +-inf. Only NaN is refused.
