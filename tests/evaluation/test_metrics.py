@@ -341,3 +341,25 @@ def test_query_order_does_not_change_the_metrics():
         np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
         assert res.mAP == pytest.approx(expected[1], abs=1e-12)
         assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+
+
+def test_result_does_not_depend_on_threads_or_blocks(monkeypatch):
+    # Blocks of queries run on threads and are summed in block order: the same bits whatever
+    # the thread count; other block sizes agree to rounding.
+    import rgbir_reid.evaluation.metrics as metrics
+
+    rng = np.random.default_rng(23)
+    n_q, n_g = 300, 400
+    q_pids, g_pids = rng.integers(0, 30, n_q), rng.integers(0, 30, n_g)
+    q_cams, g_cams = np.sort(rng.choice([3, 6], n_q)), rng.choice([1, 2, 4, 5], n_g)
+    d = rng.random((n_q, n_g)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(metrics, "_MAX_THREADS", threads)
+        results.append(rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol="sysu_mm01", chunk_elements=4000))
+    for res in results[1:]:
+        np.testing.assert_array_equal(res.cmc, results[0].cmc)
+        assert (res.mAP, res.mINP) == (results[0].mAP, results[0].mINP)
+    whole = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol="sysu_mm01", chunk_elements=n_q * n_g)
+    np.testing.assert_allclose(whole.cmc, results[0].cmc, atol=1e-12)
+    assert whole.mAP == pytest.approx(results[0].mAP, abs=1e-12)

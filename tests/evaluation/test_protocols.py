@@ -158,3 +158,6 @@ def test_evaluate_features_dispatch():
     assert [r["mode"] for r in rows] == ["visible->thermal"]
     with pytest.raises(ValueError, match="unknown dataset_format"):
         evaluate_features(feats, [1, 2, 1, 2], [1, 1, 2, 2], [0, 0, 1, 1], ["a", "b", "c", "d"], dataset_format="market1501")
+    feats[2, 0] = np.nan  # one broken feature is named, whatever protocol would or would not read it
+    with pytest.raises(ValueError, match=r"1 feature vector\(s\) hold NaN or infinite values \(e.g. c\)"):
+        evaluate_features(feats, [1, 2, 1, 2], [1, 1, 2, 2], [0, 0, 1, 1], ["a", "b", "c", "d"], dataset_format="regdb")

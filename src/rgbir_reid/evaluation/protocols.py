@@ -432,8 +432,14 @@ def evaluate_features(
     """Dispatch to :func:`evaluate_sysu_mm01` or :func:`evaluate_regdb` with ``settings``.
 
     Raises:
-        ValueError: unknown ``dataset_format`` (expected "sysu_mm01" or "regdb").
+        ValueError: unknown ``dataset_format`` (expected "sysu_mm01" or "regdb"); features that
+            are NaN or infinite (names the images).
     """
+    features = np.asarray(features)
+    bad = np.flatnonzero(~np.isfinite(features).all(axis=1)) if features.ndim == 2 else np.zeros(0, dtype=np.int64)
+    if len(bad):
+        names = ", ".join(str(paths[i]) for i in bad[:3])
+        raise ValueError(f"{len(bad)} feature vector(s) hold NaN or infinite values (e.g. {names}); the model diverged or the features file is damaged")
     if dataset_format == SYSU_MM01:
         indoor = None if settings.sysu_indoor_id_file is None else load_sysu_id_list(settings.sysu_indoor_id_file)
         return evaluate_sysu_mm01(
