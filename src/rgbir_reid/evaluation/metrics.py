@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _rank_kernels
+from rgbir_reid.evaluation import _rank_kernels
 
 SYSU_MM01 = "sysu_mm01"
 REGDB = "regdb"
@@ -185,7 +185,6 @@ def rank_metrics(
         )
     cmc = np.cumsum(hist[:max_rank]) / n_valid
     return RankMetrics(cmc=cmc, mAP=ap_sum / n_valid, mINP=inp_sum / n_valid, n_query=n_q, n_valid_query=n_valid)
-
 
 
 # Threads over blocks of queries, at most (and no more than the CPUs this process may use).
