@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -14,11 +16,17 @@ from typing import Any, Iterator
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    A killed or failing writer leaves at most ``<name>.tmp-<pid><suffix>``, never a file at
-    ``path`` that Snakemake (or a reader) could take as complete.
+    A killed writer leaves at most ``<name>.tmp-<pid><suffix>``, never a file at ``path`` that
+    Snakemake (or a reader) could take as complete; a failing one leaves nothing. The next write
+    of ``path`` deletes such leftovers (only names of exactly that form: one output is written by
+    one job at a time, so they can only be an earlier writer's).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    leftover = re.compile(re.escape(path.stem) + r"\.tmp-\d+" + re.escape(path.suffix))
+    for stale in path.parent.glob(f"{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}"):
+        if leftover.fullmatch(stale.name) and stale.is_file():
+            stale.unlink(missing_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         yield tmp

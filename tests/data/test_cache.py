@@ -104,6 +104,10 @@ def test_killed_write_leaves_no_file_at_output(shared_data, tmp_path):
     assert list(tmp_path.glob("cache.tmp-*.h5")), "the kill should have hit a partly written temporary file"
     assert not out.exists()  # so Snakemake would not take the cache as complete
 
-    # A rerun writes the complete file despite the leftover temporary file.
+    # A rerun writes the complete file despite the leftover temporary file, and clears it; a
+    # file of the user's with a similar name stays.
+    mine = tmp_path / "cache.tmp-notes.h5"
+    mine.write_text("keep")
     write_cache(out, records[:4], SIZE, converters={"rgb2ir": np.copy, "ir2rgb": np.copy}, batch_size=2)
     assert len(CacheDataset(out)) == 8
+    assert sorted(p.name for p in tmp_path.glob("cache.tmp-*.h5")) == ["cache.tmp-notes.h5"]
