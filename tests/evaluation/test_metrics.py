@@ -105,6 +105,13 @@ def _reference(distmat, q_pids, g_pids, q_cams, g_cams, protocol, max_rank):
     return hits / len(aps), float(np.mean(aps)), float(np.mean(inps))
 
 
+def _assert_same(res, expected):
+    """``res`` (a RankMetrics) equals the loop reference's (cmc, mAP, mINP) to rounding."""
+    np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
+    assert res.mAP == pytest.approx(expected[1], abs=1e-12)
+    assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+
+
 @pytest.mark.parametrize("protocol", ["sysu_mm01", "regdb"])
 def test_matches_loop_reference_with_chunks_ties_and_unsorted_gallery(protocol):
     rng = np.random.default_rng(7)
@@ -120,9 +127,7 @@ def test_matches_loop_reference_with_chunks_ties_and_unsorted_gallery(protocol):
                 rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol)
             continue
         res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=10, chunk_elements=int(rng.integers(1, 120)))
-        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
-        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
-        assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+        _assert_same(res, expected)
 
 
 def test_bad_input_is_named():
@@ -196,9 +201,7 @@ def test_matches_loop_reference_multi_shot_wide_gallery(protocol):
         d = rng.integers(-3, 6, (n_q, n_g)).astype(float) if case < 3 else rng.normal(size=(n_q, n_g)).astype(np.float32)
         expected = _reference(d, q_pids, g_pids, q_cams, g_cams, protocol, 8)
         res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=8, chunk_elements=int(rng.integers(50, 2000)))
-        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
-        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
-        assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+        _assert_same(res, expected)
 
 
 def _ulp_up(v, dtype, n=1):
@@ -276,9 +279,7 @@ def test_matches_loop_reference_on_ulp_neighbours(protocol):
         if expected is None:
             continue
         res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=6, chunk_elements=int(rng.integers(1, 500)))
-        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
-        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
-        assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+        _assert_same(res, expected)
 
 
 def test_long_double_distances_ranked_when_float64_holds_them():
@@ -291,9 +292,7 @@ def test_long_double_distances_ranked_when_float64_holds_them():
     for protocol in ("sysu_mm01", "regdb"):
         expected = _reference(d, q_pids, g_pids, q_cams, g_cams, protocol, 6)
         res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=6, chunk_elements=100)
-        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
-        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
-        assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+        _assert_same(res, expected)
     if np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant:  # a real extended type here
         d[0, 0] = np.longdouble(1) + np.finfo(np.longdouble).eps
         with pytest.raises(ValueError, match="float64 cannot represent exactly"):
@@ -318,9 +317,7 @@ def test_infinite_distances_are_ordered_like_the_loop_reference(dtype):
             if expected is None:
                 continue
             res = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol=protocol, max_rank=5, chunk_elements=int(rng.integers(1, 300)))
-            np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
-            assert res.mAP == pytest.approx(expected[1], abs=1e-12)
-            assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+            _assert_same(res, expected)
     d = np.array([[0.1, np.nan, np.inf]], dtype=dtype)
     with pytest.raises(ValueError, match=r"rows \[0\] hold NaN"):
         rank_metrics(d, [1], [1, 2, 3], [6], [1, 1, 1], protocol="regdb")
@@ -338,9 +335,7 @@ def test_query_order_does_not_change_the_metrics():
     grouped = np.argsort(q_cams, kind="stable")
     for order in (np.arange(n_q), grouped, grouped[::-1]):
         res = rank_metrics(d[order], q_pids[order], g_pids, q_cams[order], g_cams, protocol="sysu_mm01", max_rank=10, chunk_elements=1000)
-        np.testing.assert_allclose(res.cmc, expected[0], atol=1e-12)
-        assert res.mAP == pytest.approx(expected[1], abs=1e-12)
-        assert res.mINP == pytest.approx(expected[2], abs=1e-12)
+        _assert_same(res, expected)
 
 
 def test_result_does_not_depend_on_threads_or_blocks(monkeypatch):
