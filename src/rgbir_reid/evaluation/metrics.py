@@ -159,7 +159,7 @@ def rank_metrics(
 
     def run(job):
         with _borrow_scratch() as scratch:
-            return _block_sums(distmat, bits, consts, dedup, max_rank, job, scratch)
+            return _block_sums(bits, consts, dedup, max_rank, job, scratch)
 
     n_threads = min(_MAX_THREADS, _available_cpus(), len(jobs))
     if n_threads > 1:
@@ -262,7 +262,6 @@ class _GalleryLayout:
 
 
 def _block_sums(
-    distmat: np.ndarray,
     bits: np.ndarray,
     consts: tuple,
     dedup: bool,
@@ -272,9 +271,9 @@ def _block_sums(
 ) -> tuple[np.ndarray, float, float, int]:
     """CMC histogram, AP sum, INP sum and valid-query count of one block of queries.
 
-    ``job = (rows, cols, layout, q_group)``: the block's rows of ``distmat``, the gallery columns
-    its queries keep (empty: all), the layout of those columns and the queries' identity groups
-    in it (-1: none).
+    ``bits``: the unsigned view of the distance matrix. ``job = (rows, cols, layout, q_group)``:
+    the block's rows of ``bits``, the gallery columns its queries keep (empty: all), the layout
+    of those columns and the queries' identity groups in it (-1: none).
 
     Raises:
         ValueError: NaN distances in the block's kept columns (names the rows).
@@ -282,7 +281,7 @@ def _block_sums(
     rows, cols, lay, grp = job
     one, sign, ones, abs_mask, inf_bits = consts
     c = len(rows)
-    n = len(cols) if len(cols) else distmat.shape[1]
+    n = len(cols) if len(cols) else bits.shape[1]
     m_max = max(1, int(lay.group_size.max()))
     key_type = bits.dtype
     keys = scratch.array("keys", (c, n), key_type)
