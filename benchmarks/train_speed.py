@@ -25,8 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from rgbir_reid.data.cache import CacheDataset, write_cache
 from rgbir_reid.data.records import ImageRecord
-from rgbir_reid.models.reid import build_reid_model
-from rgbir_reid.training.reid import ReidSettings, reid_loss_terms, train_transform
+from rgbir_reid.training.reid import ReidSettings, model_from_settings, reid_loss_terms, train_transform
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sysu_mm01_sample"
 NUM_CLASSES = 395  # SYSU-MM01 training + validation identities
@@ -55,8 +54,7 @@ def matmul_flops(n: int = 2048, reps: int = 5) -> float:
 def model_speed(settings: ReidSettings, batch: int, iters: int) -> tuple[float, float]:
     """(training images/s, forward FLOPs per batch) of one configuration."""
     torch.manual_seed(0)
-    model = build_reid_model(settings.architecture, NUM_CLASSES, embedding_dim=settings.embedding_dim,
-                             pretrained="none", last_stride=settings.last_stride).train()
+    model = model_from_settings(settings, NUM_CLASSES, pretrained="none").train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     h, w = settings.crop_size
     x = torch.randn(batch, 3, h, w)

@@ -1,5 +1,6 @@
 """Feature extraction: layout of features.h5, unit norm, flip test-time augmentation."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -12,8 +13,8 @@ from torchvision.transforms import v2
 from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.data.transforms import load_image
 from rgbir_reid.features import extract_features, imagenet_normalize
-from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, build_reid_model
-from rgbir_reid.training.reid import ReidSettings, save_reid_model
+from rgbir_reid.models.reid import build_reid_model
+from rgbir_reid.training.reid import ReidSettings, save_reid_model, train_transform
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sysu_mm01_sample"
 SETTINGS = ReidSettings(
@@ -72,8 +73,11 @@ def test_features_layout_unit_norm_and_flip_average(model_file, tmp_path):
 def test_imagenet_normalize_matches_training_transform():
     img = load_image(sample_test_records()[0].path, (32, 16))
     ours = imagenet_normalize(img[None])[0]
-    ref = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])(img)
-    torch.testing.assert_close(ours, ref)
+    # The training transform at the image's own size: resize and crop are identities, and
+    # without its random flip only the conversion and normalisation remain.
+    training = train_transform(replace(SETTINGS, image_size=(32, 16), crop_size=(32, 16), crop_padding=0))
+    ref = v2.Compose([t for t in training.transforms if not isinstance(t, v2.RandomHorizontalFlip)])(img)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
 
 
 def test_bad_inputs(model_file, tmp_path):

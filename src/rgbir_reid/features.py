@@ -29,16 +29,19 @@ from rgbir_reid.data.records import MODALITY_CODE, ImageRecord
 from rgbir_reid.data.transforms import load_image
 from rgbir_reid.device import resolve_device
 from rgbir_reid.io import atomic_output, sha256_file
-from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReidNet
+from rgbir_reid.models.reid import ReidNet, imagenet_normalization
 from rgbir_reid.training.reid import load_reid_model
 
 
+_NORMALIZE = imagenet_normalization()
+
+
 def imagenet_normalize(images: np.ndarray) -> torch.Tensor:
-    """uint8 ``[N, H, W, 3]`` -> float ``[N, 3, H, W]``, ``(x / 255 - mean) / std`` (ImageNet statistics)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    """uint8 ``[N, H, W, 3]`` -> float32 ``[N, 3, H, W]``, ``(x / 255 - mean) / std`` (ImageNet statistics).
+
+    The same steps as the end of the training transform (:func:`imagenet_normalization`).
+    """
+    return _NORMALIZE(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
 
 
 @torch.no_grad()
@@ -82,21 +85,22 @@ def extract_features(
     """
     if not records:
         raise ValueError(f"no test records given for {out_h5}")
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = resolve_device(device)
     model, settings, _ = load_reid_model(model_path, device)
     size = tuple(settings.crop_size)
+    modality_codes = np.array([MODALITY_CODE[r.modality] for r in records], dtype=np.int8)
     chunks = []
     for start in range(0, len(records), batch_size):
         batch = records[start:start + batch_size]
         x = imagenet_normalize(np.stack([load_image(r.path, size) for r in batch])).to(device)
-        modality = torch.tensor([MODALITY_CODE[r.modality] for r in batch], device=device)
+        modality = torch.from_numpy(modality_codes[start:start + batch_size]).long().to(device)
         chunks.append(embed_with_flip(model, x, modality).cpu().numpy().astype(np.float32))
     features = np.concatenate(chunks)
     with atomic_output(out_h5) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("features", data=features)
         f.create_dataset("pid", data=np.array([r.pid for r in records], dtype=np.int64))
         f.create_dataset("camera", data=np.array([r.camera for r in records], dtype=np.int64))
-        f.create_dataset("modality", data=np.array([MODALITY_CODE[r.modality] for r in records], dtype=np.int8))
+        f.create_dataset("modality", data=modality_codes)
         f.create_dataset("path", data=np.array([r.path for r in records], dtype=object), dtype=h5py.string_dtype("utf-8"))
         f.attrs["model_sha256"] = sha256_file(model_path)
     return Path(out_h5)

@@ -44,5 +44,8 @@ def test_lsr_bad_input():
         lsr_cross_entropy(LOGITS, torch.tensor([0, 1]), 1.5, torch.tensor([True, False]))
     with pytest.raises(ValueError, match="target labels"):
         lsr_cross_entropy(LOGITS, torch.tensor([0, 3]), 0.1, torch.tensor([True, False]))
+    # the check can be skipped (callers whose labels are in range by construction); the value is unchanged
+    args = (LOGITS, torch.tensor([0, 1]), 0.3, torch.tensor([True, False]))
+    assert lsr_cross_entropy(*args, check_labels=False).item() == lsr_cross_entropy(*args).item()
     with pytest.raises(ValueError, match="expected logits"):
         lsr_cross_entropy(LOGITS, torch.tensor([0]), 0.1, torch.tensor([True, False]))

@@ -17,6 +17,7 @@ from rgbir_reid.training.reid import (
     REAL_SETS,
     ReidSettings,
     load_reid_model,
+    model_from_settings,
     reid_loss_terms,
     set_of_rows,
     settings_for_method,
@@ -176,6 +177,17 @@ def test_loss_terms_weighting_and_lsr_mask():
     off = reid_loss_terms(emb, logits, pid, modality, target, torch.zeros(4, dtype=torch.bool),
                           replace(TINY, weight_intra=0.0))
     assert off["intra"].item() == 0.0 and off["cross"] == hard["cross"]
+    # skipping the label check (train_reid checks its labels once) changes no value
+    unchecked = reid_loss_terms(emb, logits, pid, modality, target, torch.ones(4, dtype=torch.bool), TINY,
+                                check_labels=False)
+    assert all(torch.equal(unchecked[k], soft[k]) for k in soft)
+
+
+def test_model_from_settings_uses_every_network_setting():
+    s = replace(TINY, dropout=0.25, specific_stages=2, last_stride=2, embedding_dim=12)
+    model = model_from_settings(s, 7)
+    assert model.dropout.p == 0.25 and model.classifier.out_features == 7 and model.embedding.out_features == 12
+    assert len(model.visible_stream) == 2 and len(model.shared_deep) == len(model_from_settings(TINY, 7).shared_deep) - 1
 
 
 def test_settings_validation_and_from_dict():

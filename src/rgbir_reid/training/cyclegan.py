@@ -420,15 +420,19 @@ def train_cyclegan(
             len(visible), len(thermal), "x".join(map(str, s.image_size)), s.ngf, s.ndf, n_blocks,
             s.iterations, n_decay, bs, device,
         )  # fmt: skip
-    sums = dict.fromkeys(LOSS_TERMS, 0.0)
+    # Sums of the LOSS_TERMS since the last log row, kept on the device in float64 (as exact as
+    # the Python floats they replace) and read back only when a row is logged: a float() per
+    # term per iteration would stall the GPU every step.
+    sums = torch.zeros(len(LOSS_TERMS), dtype=torch.float64, device=device)
     n_sum, t0, t_log = 0, time.perf_counter(), time.perf_counter()
     bar = tqdm(total=s.iterations, initial=start, disable=not sys.stderr.isatty(), file=sys.stderr, desc="CycleGAN")
     nets.train()
+    g_rgb2ir, g_ir2rgb = nets["G_rgb2ir"], nets["G_ir2rgb"]
+    d_ir, d_rgb = nets["D_ir"], nets["D_rgb"]
+    no_identity = torch.zeros((), device=device)
     for it, (real_rgb, real_ir) in enumerate(loader, start=start):
         real_rgb = real_rgb.to(device, non_blocking=True)
         real_ir = real_ir.to(device, non_blocking=True)
-        g_rgb2ir, g_ir2rgb = nets["G_rgb2ir"], nets["G_ir2rgb"]
-        d_ir, d_rgb = nets["D_ir"], nets["D_rgb"]
 
         # Generators: D frozen so its parameters collect no gradient from G's loss.
         for d in discs:
@@ -444,7 +448,7 @@ def train_cyclegan(
             terms["idt_rgb"] = identity_loss(real_rgb, g_ir2rgb(real_rgb))
             terms["idt_ir"] = identity_loss(real_ir, g_rgb2ir(real_ir))
         else:
-            terms["idt_rgb"] = terms["idt_ir"] = torch.zeros((), device=device)
+            terms["idt_rgb"] = terms["idt_ir"] = no_identity
         loss_g = (
             terms["G_gan_ir"] + terms["G_gan_rgb"]
             + lam_c * (terms["cycle_rgb"] + terms["cycle_ir"])
@@ -467,8 +471,8 @@ def train_cyclegan(
         for sch in schedulers:
             sch.step()
 
-        for k in LOSS_TERMS:
-            sums[k] += float(terms[k].detach())
+        with torch.no_grad():
+            sums += torch.stack([terms[k] for k in LOSS_TERMS]).double()
         n_sum += 1
         done = it + 1
         bar.update(1)
@@ -476,14 +480,15 @@ def train_cyclegan(
             now = time.perf_counter()
             rate = 2 * bs * n_sum / max(now - t_log, 1e-9)  # real images (visible + thermal) per second
             eta = (s.iterations - done) * (now - t0) / max(done - start, 1)
-            row = {"iteration": done, "lr": lr_used, **{k: sums[k] / n_sum for k in LOSS_TERMS}}
+            row = {"iteration": done, "lr": lr_used, **dict(zip(LOSS_TERMS, (sums / n_sum).tolist()))}
             history.append(row)
             log.info(
                 "iter %d/%d %s lr %.3g | %.1f images/s | ETA %s",
                 done, s.iterations, " ".join(f"{k} {row[k]:.4f}" for k in LOSS_TERMS), row["lr"], rate,
                 datetime.timedelta(seconds=round(eta)),
             )  # fmt: skip
-            sums, n_sum, t_log = dict.fromkeys(LOSS_TERMS, 0.0), 0, now
+            sums.zero_()
+            n_sum, t_log = 0, now
         if done % s.checkpoint_every == 0 or done == s.iterations:
             save_checkpoint(done)
     bar.close()

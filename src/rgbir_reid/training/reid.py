@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
@@ -51,7 +51,7 @@ from rgbir_reid.device import resolve_device
 from rgbir_reid.io import atomic_output, config_hash
 from rgbir_reid.losses.lsr import lsr_cross_entropy
 from rgbir_reid.losses.ranking import REDUCTIONS, cross_modality_top_ranking, intra_modality_constraint
-from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, REID_MODELS, ReidNet, build_reid_model
+from rgbir_reid.models.reid import REID_MODELS, ReidNet, build_reid_model, imagenet_normalization
 
 # (kind, modality code) of each training set.
 TRAIN_SETS: dict[str, tuple[int, int]] = {
@@ -222,8 +222,7 @@ def train_transform(settings: ReidSettings) -> v2.Compose:
     steps += [
         v2.RandomCrop(list(settings.crop_size)),
         v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        imagenet_normalization(),
     ]
     return v2.Compose(steps)
 
@@ -236,6 +235,8 @@ def reid_loss_terms(
     target: torch.Tensor,
     smooth: torch.Tensor,
     settings: ReidSettings,
+    *,
+    check_labels: bool = True,
 ) -> dict[str, torch.Tensor]:
     """The three CE²L loss terms of one batch (unweighted).
 
@@ -243,26 +244,55 @@ def reid_loss_terms(
         emb: embeddings ``[N, D]``; logits: ``[N, C]``; pid: dataset identities ``[N]``;
         modality: pixel modality ``[N]`` (0 visible, 1 thermal); target: labels ``0..C-1``
         ``[N]``; smooth: bool ``[N]``, LSR for these samples.
+        check_labels: passed to :func:`lsr_cross_entropy`; ``False`` only when ``target`` is
+            known to lie in ``0..C-1``.
 
     Returns:
         ``{"cross": l_cross, "intra": l_intra, "id": l_id}``; a term whose weight is 0 is a
         constant zero (not computed).
+
+    Raises:
+        ValueError: from :func:`lsr_cross_entropy` (label outside ``0..C-1`` when checked).
     """
-    f = F.normalize(emb, dim=1) if settings.normalize_embedding else emb
-    vis = modality == MODALITY_CODE[VISIBLE]
     zero = emb.new_zeros(())
     terms = {"cross": zero, "intra": zero, "id": zero}
-    if settings.weight_cross:
-        terms["cross"] = cross_modality_top_ranking(
-            f[vis], pid[vis], f[~vis], pid[~vis], settings.margin_cross, settings.loss_reduction
-        )
-    if settings.weight_intra:
-        terms["intra"] = intra_modality_constraint(
-            f[vis], pid[vis], settings.margin_intra, settings.loss_reduction
-        ) + intra_modality_constraint(f[~vis], pid[~vis], settings.margin_intra, settings.loss_reduction)
+    if settings.weight_cross or settings.weight_intra:
+        f = F.normalize(emb, dim=1) if settings.normalize_embedding else emb
+        vis = modality == MODALITY_CODE[VISIBLE]
+        f_vis, pid_vis = f[vis], pid[vis]
+        f_th, pid_th = f[~vis], pid[~vis]
+        if settings.weight_cross:
+            terms["cross"] = cross_modality_top_ranking(
+                f_vis, pid_vis, f_th, pid_th, settings.margin_cross, settings.loss_reduction
+            )
+        if settings.weight_intra:
+            terms["intra"] = intra_modality_constraint(
+                f_vis, pid_vis, settings.margin_intra, settings.loss_reduction
+            ) + intra_modality_constraint(f_th, pid_th, settings.margin_intra, settings.loss_reduction)
     if settings.weight_id:
-        terms["id"] = lsr_cross_entropy(logits, target, settings.lsr_epsilon, smooth)
+        terms["id"] = lsr_cross_entropy(logits, target, settings.lsr_epsilon, smooth, check_labels=check_labels)
     return terms
+
+
+def model_from_settings(settings: ReidSettings, num_classes: int, *, pretrained: str | None = None) -> ReidNet:
+    """The re-ID network ``settings`` describe, with ``num_classes`` identity outputs.
+
+    Args:
+        pretrained: overrides ``settings.pretrained`` (``"none"`` when weights are loaded next).
+
+    Raises:
+        ValueError: from :func:`rgbir_reid.models.reid.build_reid_model` (unknown
+            architecture, unreadable pretrained weights).
+    """
+    return build_reid_model(
+        settings.architecture,
+        num_classes,
+        embedding_dim=settings.embedding_dim,
+        dropout=settings.dropout,
+        pretrained=settings.pretrained if pretrained is None else pretrained,
+        last_stride=settings.last_stride,
+        specific_stages=settings.specific_stages,
+    )
 
 
 def save_reid_model(path: str | Path, model: ReidNet, settings: ReidSettings, pids: list[int]) -> Path:
@@ -296,18 +326,9 @@ def load_reid_model(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise ValueError(f"{path} is not a re-ID model file (expected format {MODEL_FORMAT!r})")
     settings = ReidSettings.from_dict(state["settings"])
     pids = list(state["pids"])
-    model = build_reid_model(
-        settings.architecture,
-        len(pids),
-        embedding_dim=settings.embedding_dim,
-        dropout=settings.dropout,
-        pretrained="none",
-        last_stride=settings.last_stride,
-        specific_stages=settings.specific_stages,
-    )
+    model = model_from_settings(settings, len(pids), pretrained="none")
     model.load_state_dict(state["state_dict"])
-    device = resolve_device(device) if isinstance(device, str) else device
-    return model.to(device).eval(), settings, pids
+    return model.to(resolve_device(device)).eval(), settings, pids
 
 
 def _lr_factor(settings: ReidSettings) -> Callable[[int], float]:
@@ -359,6 +380,8 @@ def _caller_rng_kept() -> Iterator[None]:
         _set_rng_state(state)
 
 
+# Per-epoch running sums of the training loop, in this order ("total" is the weighted loss).
+SUMMED = ("total", "cross", "intra", "id")
 HISTORY_COLUMNS = ("epoch", "lr", "loss_total", "loss_cross", "loss_intra", "loss_id", "accuracy", "images_per_s")
 
 
@@ -371,12 +394,16 @@ def write_loss_table(history: list[dict], out_dir: Path) -> pd.DataFrame:
 
 
 def write_loss_curves(history: list[dict], out_dir: Path) -> None:
-    """Write ``losses.csv`` and the plot ``losses.png`` / ``losses.pdf`` (loss terms and accuracy per epoch) atomically."""
+    """Write the plot ``losses.png`` / ``losses.pdf`` (loss terms and accuracy per epoch) atomically.
+
+    ``history`` rows have the keys ``HISTORY_COLUMNS``; the table itself is written by
+    :func:`write_loss_table`.
+    """
     # Figure + Agg canvas, not pyplot: no global backend state in a library.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    frame = write_loss_table(history, out_dir)
+    frame = pd.DataFrame(history, columns=list(HISTORY_COLUMNS))
     fig = Figure(figsize=(9, 3.5))
     FigureCanvasAgg(fig)
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -427,13 +454,14 @@ def train_reid(
             identities with both modalities for a batch (names the cache).
     """
     log = logger or logging.getLogger(__name__)
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = resolve_device(device)
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     cache_path = Path(cache_path)
 
-    probe = CacheDataset(cache_path)
-    meta = probe.meta
+    # One CacheDataset over all rows (metadata read once); training sees the subset ``rows``.
+    cached = CacheDataset(cache_path, transform=train_transform(settings))
+    meta = cached.meta
     row_sets = set_of_rows(meta["kind"], meta["modality"])
     rows = np.flatnonzero(np.isin(row_sets, list(settings.train_sets)))
     if len(rows) == 0:
@@ -441,9 +469,12 @@ def train_reid(
     pids = sorted(int(p) for p in np.unique(meta["pid"][rows]))
     labels = np.full(len(row_sets), -1, dtype=np.int64)
     labels[rows] = np.searchsorted(pids, meta["pid"][rows])
+    # In range by construction (pids are the unique identities of ``rows``, the only rows
+    # loaded); checked once here so the loss need not check, and sync, every step.
+    assert 0 <= labels[rows].min() and labels[rows].max() < len(pids), "identity labels out of range"
     smooth_rows = np.isin(row_sets, list(settings.lsr_sets))
 
-    dataset = CacheDataset(cache_path, indices=rows, transform=train_transform(settings))
+    dataset = Subset(cached, rows)
     try:
         sampler = CrossModalityIdentitySampler(
             meta["pid"][rows],
@@ -467,15 +498,7 @@ def train_reid(
         torch.manual_seed(seed)
         np.random.seed(seed)
         random.seed(seed)
-        model = build_reid_model(
-            settings.architecture,
-            len(pids),
-            embedding_dim=settings.embedding_dim,
-            dropout=settings.dropout,
-            pretrained=settings.pretrained,
-            last_stride=settings.last_stride,
-            specific_stages=settings.specific_stages,
-        ).to(device)
+        model = model_from_settings(settings, len(pids)).to(device)
         memory_format = torch.channels_last if cuda and settings.channels_last else torch.contiguous_format
         model = model.to(memory_format=memory_format)
         optimizer = _make_optimizer(model, settings)
@@ -518,8 +541,11 @@ def train_reid(
         for epoch in range(start_epoch, settings.epochs):
             sampler.set_epoch(epoch)
             model.train()
-            sums = dict.fromkeys(("total", "cross", "intra", "id"), 0.0)
-            seen = correct = 0
+            # Running sums stay on the device (float64, like the Python floats they replace) and
+            # are read once per epoch: a .item() per step would stall the GPU every batch.
+            sums = torch.zeros(len(SUMMED), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            seen = 0
             t0 = time.perf_counter()
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", leave=False,
                        disable=not sys.stderr.isatty())
@@ -533,7 +559,9 @@ def train_reid(
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     emb, logits = model(x, modality)
                 # Losses in float32: distances and log-softmax are precision-sensitive.
-                terms = reid_loss_terms(emb.float(), logits.float(), pid, modality, target, smooth, settings)
+                terms = reid_loss_terms(
+                    emb.float(), logits.float(), pid, modality, target, smooth, settings, check_labels=False
+                )
                 loss = sum(weights[k] * v for k, v in terms.items())
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -541,19 +569,19 @@ def train_reid(
                 scaler.update()
                 n = x.shape[0]
                 seen += n
-                correct += int((logits.argmax(1) == target).sum())
-                sums["total"] += loss.item() * n
-                for k, v in terms.items():
-                    sums[k] += v.item() * n
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                with torch.no_grad():
+                    correct += (logits.argmax(1) == target).sum()
+                    sums += torch.stack([loss, *(terms[k] for k in SUMMED[1:])]).double() * n
+                if not bar.disable:  # the postfix reads the loss back: only when a bar is shown
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             seconds = time.perf_counter() - t0
             row_log = {
                 "epoch": epoch + 1,
                 "lr": lr,
-                **{f"loss_{k}": v / max(seen, 1) for k, v in sums.items()},
-                "accuracy": correct / max(seen, 1),
+                **{f"loss_{k}": v / max(seen, 1) for k, v in zip(SUMMED, sums.tolist())},
+                "accuracy": int(correct) / max(seen, 1),
                 "images_per_s": seen / max(seconds, 1e-9),
             }
             history.append(row_log)
@@ -579,5 +607,9 @@ def train_reid(
             write_loss_table(history, out_dir)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row_log)
+    if start_epoch >= settings.epochs:
+        # Nothing trained in this call, so the loop wrote no table: rewrite it from the
+        # checkpoint in case an earlier run died between the checkpoint and losses.csv.
+        write_loss_table(history, out_dir)
     write_loss_curves(history, out_dir)
     return save_reid_model(out_dir / "model.pt", model.to(memory_format=torch.contiguous_format), settings, pids)
