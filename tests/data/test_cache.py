@@ -54,7 +54,13 @@ def test_cache_names_generator_and_holds_converted_images(shared_data, tmp_path)
     n = len(records)
     with h5py.File(out, "r") as f:
         images, modality, kind, source = f["images"][()], f["modality"][()], f["kind"][()], f["source_index"][()]
+        pid, camera, path = f["pid"][()], f["camera"][()], f["path"].asstr()[()]
     assert images.shape == (2 * n, *SIZE, 3)
+    assert (source[:n] == np.arange(n)).all()
+    assert pid[:n].tolist() == [r.pid for r in records] and camera[:n].tolist() == [r.camera for r in records]
+    assert path[:n].tolist() == [r.path for r in records]
+    # a converted image keeps the identity, camera and file of its source
+    assert (pid[n:] == pid[:n]).all() and (camera[n:] == camera[:n]).all() and (path[n:] == path[:n]).all()
     assert (kind[:n] == KIND_REAL).all() and (kind[n:] == KIND_CONVERTED).all()
     assert (source[n:] == np.arange(n)).all()
     assert (modality[n:] == 1 - modality[:n]).all()  # converted images show the other modality

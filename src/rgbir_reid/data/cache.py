@@ -110,19 +110,24 @@ def write_cache(
                 meta["modality"][i], meta["kind"][i] = MODALITY_CODE[r.modality], KIND_REAL
                 meta["source_index"][i], paths[i] = i, r.path
             if converters:
-                for modality, (name, target) in CONVERSION_OF.items():
-                    idx = [i for i, r in zip(range(sl.start, sl.stop), batch) if r.modality == modality]
-                    if not idx:
-                        continue
-                    fake = converters[name](real[np.asarray(idx) - sl.start])
-                    for j, i in enumerate(idx):
-                        o = n_real + i
-                        images[o] = fake[j]
-                        meta["pid"][o], meta["camera"][o] = meta["pid"][i], meta["camera"][i]
-                        meta["modality"][o], meta["kind"][o] = MODALITY_CODE[target], KIND_CONVERTED
-                        meta["source_index"][o], paths[o] = i, paths[i]
+                # Row n_real + i holds the conversion of row i, so the converted half of a batch is
+                # one contiguous block: gather it in memory and write it with one slice.
+                fake = np.empty_like(real)
+                for modality, (name, _target) in CONVERSION_OF.items():
+                    idx = np.flatnonzero([r.modality == modality for r in batch])
+                    if len(idx):
+                        fake[idx] = converters[name](real[idx])
+                images[n_real + sl.start : n_real + sl.stop] = fake
             if progress is not None:
                 progress(len(batch))
+        if converters:
+            # The converted half describes the same sources as the real half, in the other modality.
+            real_rows, fake_rows = slice(0, n_real), slice(n_real, n)
+            for key in ("pid", "camera", "source_index"):
+                meta[key][fake_rows] = meta[key][real_rows]
+            meta["modality"][fake_rows] = 1 - meta["modality"][real_rows]  # codes 0 and 1 swap
+            meta["kind"][fake_rows] = KIND_CONVERTED
+            paths[fake_rows] = paths[real_rows]
         for key, arr in meta.items():
             f.create_dataset(key, data=arr)
         f.create_dataset("path", data=np.array(paths, dtype=object), dtype=h5py.string_dtype("utf-8"))
@@ -159,9 +164,10 @@ def cache_is_current(path: str | Path, *, generator_sha256: str, config_hash: st
 class CacheDataset(Dataset):
     """A map-style dataset over a cache file, safe to share with DataLoader workers.
 
-    The metadata arrays (``pid``, ``camera``, ``modality``, ``kind``, ``source_index``) are read
-    into memory at construction; pixels are read lazily through one ``h5py.File`` handle per
-    process (a handle opened before ``fork`` is never reused in a worker).
+    The metadata arrays ``meta["pid"]``, ``["camera"]``, ``["modality"]`` and ``["kind"]`` (each
+    ``[N]``, every row of the file) are read into memory at construction; pixels are read lazily
+    through one ``h5py.File`` handle per process (a handle opened before ``fork`` is never
+    reused in a worker).
 
     Args:
         path: cache file written by :func:`write_cache`.
@@ -181,11 +187,12 @@ class CacheDataset(Dataset):
     ) -> None:
         self.path = str(path)
         with h5py.File(self.path, "r") as f:
-            self.meta = {k: f[k][()] for k in ("pid", "camera", "modality", "kind", "source_index")}
+            self.meta = {k: f[k][()] for k in ("pid", "camera", "modality", "kind")}
             n = f["images"].shape[0]
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         self.transform = transform
         self._file: h5py.File | None = None
+        self._images_dataset: h5py.Dataset | None = None
         self._pid_of_handle = -1
 
     def __len__(self) -> int:
@@ -194,8 +201,9 @@ class CacheDataset(Dataset):
     def _images(self) -> h5py.Dataset:
         if self._file is None or self._pid_of_handle != os.getpid():
             self._file = h5py.File(self.path, "r")
+            self._images_dataset = self._file["images"]
             self._pid_of_handle = os.getpid()
-        return self._file["images"]
+        return self._images_dataset
 
     def __getitem__(self, i: int) -> dict:
         row = int(self.indices[i])
@@ -213,5 +221,5 @@ class CacheDataset(Dataset):
     def __getstate__(self) -> dict:
         # h5py handles cannot be pickled (spawned workers); each process reopens its own.
         state = self.__dict__.copy()
-        state["_file"], state["_pid_of_handle"] = None, -1
+        state["_file"], state["_images_dataset"], state["_pid_of_handle"] = None, None, -1
         return state
