@@ -47,6 +47,8 @@ def test_sysu_split_survives_csv_round_trip(sample: Path, tmp_path: Path):
     records = read_records_csv(manifest)
     split = make_trial_split("sysu_mm01", sample, records, 1)
     assert split == records
+    # the read-back split matches a fresh index of the root, path, pid, camera, modality and subset
+    assert split == index_dataset("sysu_mm01", sample, verify_images=False)
     assert {r.subset for r in split} == {"train", "test"}
     with pytest.raises(ValueError, match=r"'sysu_mm01' has trials \[1\], got trial 3"):
         make_trial_split("sysu_mm01", sample, records, 3)

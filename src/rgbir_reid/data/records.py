@@ -13,6 +13,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from rgbir_reid.io import atomic_output
+
 VISIBLE = "visible"
 THERMAL = "thermal"
 MODALITIES = (VISIBLE, THERMAL)
@@ -84,7 +86,5 @@ def read_records_csv(path: str | Path) -> list[ImageRecord]:
 
 def write_records_csv(records: Iterable[ImageRecord], path: str | Path) -> None:
     """Write records atomically (temporary name, then rename)."""
-    from rgbir_reid.io import atomic_output
-
     with atomic_output(path) as tmp:
         records_to_frame(records).to_csv(tmp, index=False)
