@@ -122,6 +122,13 @@ def test_missing_folders(regdb_root: Path, tmp_path: Path):
         index_regdb(regdb_root)
 
 
+def test_non_numeric_identity_folder(regdb_root: Path):
+    (regdb_root / "Visible" / "misc").mkdir()
+    (regdb_root / "Visible" / "notes.txt").write_text("stray files beside the folders are skipped")
+    with pytest.raises(DatasetFormatError, match=r"Visible/misc: expected identity folders named by a number$"):
+        index_regdb(regdb_root)
+
+
 def test_missing_idx_file_fails_indexing(regdb_root: Path):
     regdb_idx_path(regdb_root, "test", "visible", 9).unlink()
     with pytest.raises(DatasetFormatError, match=r"idx/test_visible_9\.txt"):

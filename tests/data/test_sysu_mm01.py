@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from rgbir_reid.data.layout import verify_image_file
 from rgbir_reid.data.records import DatasetFormatError
 from rgbir_reid.data.sysu_mm01 import (
     SYSU_MM01_THERMAL_CAMERAS,
@@ -16,7 +17,6 @@ from rgbir_reid.data.sysu_mm01 import (
     read_sysu_mm01,
     sysu_mm01_modality,
     sysu_mm01_trial_split,
-    verify_image_file,
 )
 
 
@@ -127,7 +127,7 @@ def test_no_camera_folders(sample_copy: Path):
 
 def test_non_numeric_identity_folder(sample_copy: Path):
     (sample_copy / "cam2" / "misc").mkdir()
-    with pytest.raises(DatasetFormatError, match=r"cam2/misc"):
+    with pytest.raises(DatasetFormatError, match=r"cam2/misc: expected identity folders named by a number such as '0001'"):
         read_sysu_mm01(sample_copy)
 
 

@@ -19,12 +19,11 @@ Camera numbers: visible = 1, thermal = 2.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Sequence
 
+from rgbir_reid.data.layout import NUMBER, image_files, numbered_subdirs, verify_images_of
 from rgbir_reid.data.records import TEST, THERMAL, TRAIN, VISIBLE, DatasetFormatError, ImageRecord
-from rgbir_reid.data.sysu_mm01 import verify_images_of
 
 REGDB_VISIBLE_CAMERA = 1
 REGDB_THERMAL_CAMERA = 2
@@ -32,8 +31,6 @@ REGDB_CAMERA = {VISIBLE: REGDB_VISIBLE_CAMERA, THERMAL: REGDB_THERMAL_CAMERA}
 REGDB_FOLDER = {VISIBLE: "Visible", THERMAL: "Thermal"}
 REGDB_TRIALS = tuple(range(1, 11))
 IMAGE_SUFFIXES = (".bmp",)
-
-_NUMBER = re.compile(r"^[0-9]+$")
 
 
 def check_regdb_trial(trial: int) -> None:
@@ -91,11 +88,11 @@ def read_regdb_idx(root: str | Path, subset: str, modality: str, trial: int) -> 
             continue
         where = f"{path}, line {line_no}"
         tokens = line.split()
-        if len(tokens) != 2 or not _NUMBER.fullmatch(tokens[1]):
+        if len(tokens) != 2 or not NUMBER.fullmatch(tokens[1]):
             raise DatasetFormatError(f"{where}: expected '<relative path> <label>', got {line.strip()!r}")
         rel, label = tokens[0], int(tokens[1])
         parts = Path(rel).parts
-        if len(parts) != 3 or parts[0] != folder or not _NUMBER.fullmatch(parts[1]):
+        if len(parts) != 3 or parts[0] != folder or not NUMBER.fullmatch(parts[1]):
             raise DatasetFormatError(f"{where}: expected a path '{folder}/<pid>/<file>', got {rel!r}")
         pid = int(parts[1])
         image = os.path.normpath(os.path.join(root, rel))
@@ -181,14 +178,9 @@ def index_regdb(root: str | Path, *, verify_images: bool = True) -> list[ImageRe
     records: list[ImageRecord] = []
     for modality in (VISIBLE, THERMAL):
         modality_dir = root_path / REGDB_FOLDER[modality]
-        for pid_dir in modality_dir.iterdir():
-            if not pid_dir.is_dir():
-                continue
-            if not _NUMBER.fullmatch(pid_dir.name):
-                raise DatasetFormatError(f"unexpected folder {pid_dir}: expected identity folders named by a number")
-            for image in pid_dir.iterdir():
-                if image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES:
-                    records.append(ImageRecord(str(image), int(pid_dir.name), REGDB_CAMERA[modality], modality, ""))
+        for pid, pid_dir in numbered_subdirs(modality_dir, "identity folders named by a number"):
+            for image in image_files(pid_dir, IMAGE_SUFFIXES):
+                records.append(ImageRecord(str(image), pid, REGDB_CAMERA[modality], modality, ""))
     if not records:
         raise DatasetFormatError(f"RegDB root {root_path} holds no .bmp image under Visible/<pid>/ or Thermal/<pid>/")
     records.sort(key=lambda r: (r.camera, r.pid, r.path))
@@ -218,7 +210,9 @@ def regdb_trial_split(root: str | Path, records: Sequence[ImageRecord], trial: i
     """
     trial_records = read_regdb(root, trial)
     subset_of = {r.path: r.subset for r in trial_records}
-    in_manifest = {os.path.normpath(r.path) for r in records}
+    # The idx paths are normalised (read_regdb_idx), so the manifest's are compared normalised.
+    manifest_paths = [os.path.normpath(r.path) for r in records]
+    in_manifest = set(manifest_paths)
     for r in trial_records:
         if r.path not in in_manifest:
             idx = regdb_idx_path(Path(root).expanduser().resolve(), r.subset, r.modality, trial)
@@ -227,8 +221,8 @@ def regdb_trial_split(root: str | Path, records: Sequence[ImageRecord], trial: i
                 "index_dataset('regdb', ...) from the same root"
             )
     out = []
-    for r in records:
-        subset = subset_of.get(os.path.normpath(r.path))
+    for r, path in zip(records, manifest_paths):
+        subset = subset_of.get(path)
         if subset is not None:
             out.append(ImageRecord(r.path, r.pid, r.camera, r.modality, subset))
     return out
