@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# Workflow settings small enough for a 2-core CPU; the pipeline is the same as a full run.
+TINY = yaml.safe_load((REPO / "tests" / "workflow" / "tiny.yaml").read_text())
 
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -22,6 +26,33 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def write_config(workdir: Path, datasets: dict, **sections) -> Path:
+    """``workdir/config.yaml``: :data:`TINY` with ``datasets``, and ``sections`` replacing whole sections."""
+    config = {**TINY, "datasets": datasets, **sections}
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table a dry run prints; empty when nothing is to be done."""
+    text = proc.stdout + proc.stderr
+    if "Job stats:" not in text:
+        assert "Nothing to be done" in text, text  # neither a plan nor an empty one: not a dry run's output
+        return {}
+    stats = text[text.index("Job stats:"):]
+    jobs = {}
+    for line in stats.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if not m:
+            if jobs:
+                break
+            continue
+        jobs[m.group(1)] = int(m.group(2))
+    jobs.pop("total", None)
+    return jobs
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA
 from rgbir_reid.data.records import DatasetFormatError
 from rgbir_reid.evaluation.protocols import (
     EvaluationSettings,
@@ -20,8 +19,8 @@ from rgbir_reid.evaluation.protocols import (
     sysu_query_indices,
 )
 
-PROTOCOL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sysu_mm01_protocol" / "evaluation"
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sysu_mm01_sample"
+PROTOCOL_DIR = SHARED_DATA / "sysu_mm01_protocol" / "evaluation"
+SAMPLE_DIR = SHARED_DATA / "sysu_mm01_sample"
 
 
 @pytest.fixture(scope="module")

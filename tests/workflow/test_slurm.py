@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, TINY, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 STUB = Path(__file__).resolve().parent / "slurm_stubs" / "slurm_stub.py"
 SLURM_PROGRAMS = ["sbatch", "srun", "sacct", "squeue", "sacctmgr", "scontrol", "sinfo"]
-TINY = yaml.safe_load((REPO / "tests" / "workflow" / "tiny.yaml").read_text())
 
 GPU_RULES = {"train_cyclegan", "build_cache", "train_cyclegan_pairs", "conversion_fidelity", "train_reid", "extract"}
 
@@ -106,18 +105,15 @@ def slurm_run(workdir: Path, config: Path, *args: str):
     )
 
 
-def write_config(workdir: Path, shared_data: Path) -> Path:
+def sample_config(workdir: Path, shared_data: Path) -> Path:
     """Tiny settings on the SYSU-MM01 sample; a shorter CycleGAN, as only the submissions are checked."""
     cyclegan = {**TINY["cyclegan"], "iterations": 2, "log_every": 1, "checkpoint_every": 2}
-    config = {**TINY, "cyclegan": cyclegan,
-              "datasets": {"sysu": {"format": "sysu_mm01", "root": str(shared_data / "sysu_mm01_sample")}}}
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    datasets = {"sysu": {"format": "sysu_mm01", "root": str(shared_data / "sysu_mm01_sample")}}
+    return write_config(workdir, datasets, cyclegan=cyclegan)
 
 
 def test_profile_dry_run_plans_every_stage(tmp_path, shared_data):
-    config = write_config(tmp_path, shared_data)
+    config = sample_config(tmp_path, shared_data)
     proc = run_snakemake(tmp_path, "-n", "--profile", str(PROFILE), "--configfile", str(config))
     out = proc.stdout + proc.stderr
     assert "Using profile" in out
@@ -138,7 +134,7 @@ def test_profile_gives_every_gpu_rule_a_gpu_and_cpus_that_reach_sbatch():
 
 
 def test_sbatch_asks_gpus_for_training_and_conversion_rules_only(tmp_path, shared_data, slurm_stubs):
-    config = write_config(tmp_path, shared_data)
+    config = sample_config(tmp_path, shared_data)
     # Up to the CycleGAN: two CPU rules, then a GPU rule that needs their outputs.
     target = "results/sysu/trial1/cyclegan/generator.pt"
     proc = slurm_run(tmp_path, config, target)
@@ -178,4 +174,6 @@ def test_sbatch_asks_gpus_for_training_and_conversion_rules_only(tmp_path, share
     # Status came from sacct, filtered by the run's job name.
     status_queries = slurm_stubs("sacct")
     run_name = flag(gpu_job, "--job-name")
-    assert status_queries and all(flag(q, "--name") == run_name for q in status_queries if "--name" in q)
+    named = [q for q in status_queries if "--name" in q]
+    assert named, status_queries  # else the check below would pass on no query at all
+    assert all(flag(q, "--name") == run_name for q in named)

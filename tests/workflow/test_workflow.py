@@ -6,6 +6,7 @@ that inspect its results or dry-run reruns against it.
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 from pathlib import Path
@@ -14,35 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import planned_jobs, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
-
-# Settings small enough for a 2-core CPU; the pipeline is the same as a full run.
-TINY = yaml.safe_load((REPO / "tests" / "workflow" / "tiny.yaml").read_text())
-
-
-def write_config(workdir: Path, datasets: dict, **sections) -> Path:
-    config = {**TINY, "datasets": datasets, **sections}
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def planned_jobs(proc) -> dict[str, int]:
-    """Rule -> job count from the 'Job stats' table a dry run prints."""
-    text = proc.stdout + proc.stderr
-    stats = text[text.index("Job stats:"):]
-    jobs = {}
-    for line in stats.splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
-        if not m:
-            if jobs:
-                break
-            continue
-        jobs[m.group(1)] = int(m.group(2))
-    jobs.pop("total", None)
-    return jobs
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +88,22 @@ def test_changed_reid_setting_reruns_training_not_conversion(sysu_run, tmp_path)
     assert "train_cyclegan" not in jobs and "build_cache" not in jobs
 
 
+def test_evaluate_reruns_for_its_protocol_files_not_other_dataset_keys(sysu_run, tmp_path, shared_data):
+    workdir, config = sysu_run
+    changed = yaml.safe_load(Path(config).read_text())
+    changed["datasets"]["sysu"]["trials"] = [1]  # the default, written out: evaluate does not read it
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(path)))
+    assert "evaluate" not in jobs and "report" not in jobs, jobs
+    indoor = shared_data / "sysu_mm01_protocol" / "evaluation" / "test_id_indoor.mat"
+    changed["datasets"]["sysu"]["test_id_indoor"] = str(indoor)  # a new input file of evaluate
+    path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(path)))
+    assert jobs.get("evaluate") == 2 and jobs.get("report") == 1
+    assert "extract" not in jobs and "train_reid" not in jobs
+
+
 def test_until_train_cyclegan_stops_there(sysu_run, tmp_path):
     workdir, config = sysu_run
     jobs = planned_jobs(
@@ -181,4 +172,9 @@ def test_html_report_holds_tables_and_figures(sysu_run):
     text = html.read_text(errors="replace")
     for name in ["table.md", "cmc.png", "samples.png", "losses.png"]:
         assert name in text, name
-    assert "Reported in the papers" in text or "CMC" in text
+    # The captions name the table's sections too, so check the embedded file itself.
+    m = re.search(r"filename=table\.md;base64,([A-Za-z0-9+/=\\]+)", text)
+    assert m, "table.md is not embedded in the report"
+    embedded = base64.b64decode(m.group(1).replace("\\", "")).decode("utf-8")
+    assert embedded == (workdir / "results" / "report" / "table.md").read_text(encoding="utf-8")
+    assert "| ce2l [sysu] |" in embedded and "Conversion fidelity" in embedded
