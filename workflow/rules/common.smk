@@ -73,8 +73,8 @@ def uses_conversion(method):
     return bool(CONVERTED_SETS & set(reid_settings(method)["train_sets"]))
 
 
-def any_conversion():
-    return any(uses_conversion(m) for m in METHODS)
+# Fixed by the config, so decided once here rather than in every input function call.
+ANY_CONVERSION = any(uses_conversion(m) for m in METHODS)
 
 
 def index_input(wildcards):
@@ -85,8 +85,20 @@ def index_input(wildcards):
 
 def cache_input(wildcards):
     inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
-    if any_conversion():
+    if ANY_CONVERSION:
         inputs["generator"] = f"results/{wildcards.dataset}/trial{wildcards.trial}/cyclegan/generator.pt"
+    return inputs
+
+
+# Dataset keys naming the SYSU-MM01 protocol files that `evaluate` reads.
+PROTOCOL_FILE_KEYS = ("rand_perm_cam", "test_id_indoor")
+
+
+def evaluate_input(wildcards):
+    """The features, and each protocol file the dataset sets: inputs, so editing one reruns `evaluate`."""
+    ds = DATASETS[wildcards.dataset]
+    inputs = {"features": f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/features.h5"}
+    inputs.update({key: ds[key] for key in PROTOCOL_FILE_KEYS if ds.get(key)})
     return inputs
 
 
@@ -100,7 +112,7 @@ def metrics_files():
 
 
 def cyclegan_sample_grids():
-    if not any_conversion():
+    if not ANY_CONVERSION:
         return []
     return [f"results/{d}/trial{t}/cyclegan/samples.png" for d in DATASETS for t in trials_of(d)]
 

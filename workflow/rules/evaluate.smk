@@ -3,7 +3,7 @@
 
 rule evaluate:
     input:
-        features="results/{dataset}/trial{trial}/{method}/features.h5",
+        unpack(evaluate_input),
     output:
         metrics="results/{dataset}/trial{trial}/{method}/metrics.json",
     log:
@@ -13,7 +13,6 @@ rule evaluate:
     threads: 2  # rank_metrics ranks blocks of queries on up to 4 threads
     params:
         format=lambda wc: dataset_format(wc.dataset),
-        dataset_settings=lambda wc: canonical(DATASETS[wc.dataset]),
         settings=canonical(config["evaluation"]),
     conda:
         "../../envs/torch.yaml"

@@ -26,9 +26,6 @@ rule report:
         "results/logs/report.log",
     benchmark:
         "results/benchmarks/report.tsv"
-    params:
-        datasets={d: dataset_format(d) for d in DATASETS},
-        methods=list(METHODS),
     conda:
         "../../envs/report.yaml"
     script:

@@ -17,13 +17,14 @@ PROTOCOL_OF_FORMAT = {"sysu_mm01": "sysu_mm01", "demo": "sysu_mm01", "regdb": "r
 
 
 def main(smk, logger):
-    ds, ev = smk.params.dataset_settings, smk.params.settings
+    ev = smk.params.settings
     settings = EvaluationSettings(
         sysu_modes=tuple(ev["sysu_mm01_modes"]),
         sysu_sampler=ev["gallery_sampler"],
         sysu_n_trials=ev["n_gallery_trials"],
-        sysu_rand_perm_file=ds.get("rand_perm_cam"),
-        sysu_indoor_id_file=ds.get("test_id_indoor"),
+        # Optional inputs: present only when the dataset's config sets the file.
+        sysu_rand_perm_file=smk.input.get("rand_perm_cam"),
+        sysu_indoor_id_file=smk.input.get("test_id_indoor"),
         regdb_directions=tuple(ev["regdb_directions"]),
     )
     with h5py.File(smk.input.features, "r") as f:

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 import json  # noqa: E402
 
 from rgbir_reid.reporting.figures import plot_cmc  # noqa: E402
-from rgbir_reid.reporting.tables import write_tables  # noqa: E402
+from rgbir_reid.reporting.tables import markdown_table, write_tables  # noqa: E402
 from rgbir_reid.scripting import run_script  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -22,9 +22,8 @@ def append_fidelity(table_md, fidelity):
     text = Path(table_md).read_text()
     text += "\n## Conversion fidelity (registered visible/infrared test pairs)\n\n"
     text += "L1 on [0, 1] pixels, PSNR in dB, SSIM; G_rgb2ir(visible) against the real infrared image.\n\n"
-    text += "| " + " | ".join(fidelity.columns) + " |\n|" + "---|" * len(fidelity.columns) + "\n"
-    for row in fidelity.itertuples(index=False):
-        text += "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in fidelity.itertuples(index=False)]
+    text += "\n".join(markdown_table(list(fidelity.columns), cells)) + "\n"
     with atomic_output(table_md) as tmp:
         tmp.write_text(text)
 
