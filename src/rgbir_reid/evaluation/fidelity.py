@@ -27,7 +27,7 @@ from rgbir_reid.training.cyclegan import load_generators
 # ITU-R BT.601 luma weights (R, G, B).
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 BASELINE_NAME = "grey visible (baseline)"
-GENERATOR_NAME = "G_rgb2ir"
+GENERATOR_NAME = "G_rgb2ir"  # key of load_generators and the table row label
 
 
 def _as_batch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +117,7 @@ def conversion_fidelity(
     if not pairs:
         raise ValueError("conversion_fidelity: no pairs given")
     visible, infrared = load_pairs(pairs, image_size)
-    generator = load_generators(generator_path, device)["G_rgb2ir"]
+    generator = load_generators(generator_path, device)[GENERATOR_NAME]
     fake_ir = translate(generator, visible, device, batch_size)
     rows = [fidelity_row(GENERATOR_NAME, fake_ir, infrared), fidelity_row(BASELINE_NAME, to_grey(visible), infrared)]
     return pd.DataFrame(rows, columns=["method", "n_pairs", "l1", "psnr_db", "ssim"])

@@ -50,9 +50,9 @@ import scipy.io
 from rgbir_reid.data.records import DatasetFormatError
 from rgbir_reid.evaluation.metrics import REGDB, SYSU_MM01, RankMetrics, rank_metrics
 
-SYSU_VISIBLE_CAMERAS = (1, 2, 4, 5)
-SYSU_THERMAL_CAMERAS = (3, 6)
 SYSU_SEARCH_CAMERAS = {"all-search": (1, 2, 4, 5), "indoor-search": (1, 2)}
+SYSU_VISIBLE_CAMERAS = SYSU_SEARCH_CAMERAS["all-search"]  # all-search searches every RGB camera
+SYSU_THERMAL_CAMERAS = (3, 6)
 SYSU_SHOTS = {"single-shot": 1, "multi-shot": 10}
 SYSU_MODES = tuple(f"{search}/{shot}" for search in SYSU_SEARCH_CAMERAS for shot in SYSU_SHOTS)
 SYSU_SAMPLERS = ("official", "seeded")
@@ -173,17 +173,22 @@ def folder_positions(cameras: Sequence[int], pids: Sequence[int], paths: Sequenc
 # --------------------------------------------------------------------------- SYSU-MM01 sets
 
 
+def _split_sysu_mode(mode: str) -> tuple[str, str]:
+    """``"all-search/single-shot"`` -> ``("all-search", "single-shot")``; ValueError for an unknown mode."""
+    search, _, shot = mode.partition("/")
+    if search not in SYSU_SEARCH_CAMERAS or shot not in SYSU_SHOTS:
+        raise ValueError(f"unknown SYSU-MM01 mode {mode!r}; expected one of {SYSU_MODES}")
+    return search, shot
+
+
 def parse_sysu_mode(mode: str) -> tuple[tuple[int, ...], int]:
     """``"all-search/single-shot"`` -> (gallery cameras, images per identity per camera).
 
     Raises:
         ValueError: unknown mode (the message lists the valid ones).
     """
-    try:
-        search, shot = mode.split("/")
-        return SYSU_SEARCH_CAMERAS[search], SYSU_SHOTS[shot]
-    except (ValueError, KeyError):
-        raise ValueError(f"unknown SYSU-MM01 mode {mode!r}; expected one of {SYSU_MODES}") from None
+    search, shot = _split_sysu_mode(mode)
+    return SYSU_SEARCH_CAMERAS[search], SYSU_SHOTS[shot]
 
 
 def sysu_query_indices(cameras: np.ndarray, pids: np.ndarray, ids: Iterable[int] | None = None) -> np.ndarray:
@@ -193,6 +198,80 @@ def sysu_query_indices(cameras: np.ndarray, pids: np.ndarray, ids: Iterable[int]
     if ids is not None:
         keep &= np.isin(np.asarray(pids), np.asarray(list(ids)))
     return np.flatnonzero(keep)
+
+
+@dataclass(frozen=True)
+class _GalleryFolders:
+    """The gallery candidates of one mode, checked once and shared by all its gallery trials."""
+
+    folders: tuple[np.ndarray, ...]  # int64 rows of each (pid, camera) folder, in folder order
+    perms: tuple[np.ndarray, ...] | None  # each folder's rand_perm_cam [n_trials, n]; None when seeded
+    n_shot: int  # images drawn per folder
+
+
+def _gallery_folders(
+    cameras: np.ndarray,
+    pids: np.ndarray,
+    positions: np.ndarray,
+    *,
+    mode: str,
+    rand_perm: dict[tuple[int, int], np.ndarray] | None,
+    ids: Iterable[int] | None,
+) -> _GalleryFolders:
+    """Group the gallery candidates of ``mode`` by (pid, camera) folder; with ``rand_perm`` (the
+    official sampler), check each folder against its permutation (DatasetFormatError otherwise)."""
+    gallery_cams, n_shot = parse_sysu_mode(mode)
+    cameras = np.asarray(cameras, dtype=np.int64)
+    pids = np.asarray(pids, dtype=np.int64)
+    positions = np.asarray(positions, dtype=np.int64)
+    keep = np.isin(cameras, gallery_cams)
+    if ids is not None:
+        keep &= np.isin(pids, np.asarray(list(ids), dtype=np.int64))
+    rows = np.flatnonzero(keep)
+    rows = rows[np.lexsort((positions[rows], cameras[rows], pids[rows]))]
+    keys = np.stack([pids[rows], cameras[rows]], axis=1)
+    bounds = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1), True])
+    folders = tuple(rows[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    if rand_perm is None:
+        return _GalleryFolders(folders, None, n_shot)
+    perms = []
+    for group in folders:
+        pid, cam, n = int(pids[group[0]]), int(cameras[group[0]]), len(group)
+        perm = rand_perm.get((cam, pid))
+        if perm is None:
+            raise DatasetFormatError(f"rand_perm_cam has no permutation for camera {cam}, id {pid}, which has {n} images")
+        if perm.shape[1] != n or not np.array_equal(np.sort(positions[group]), np.arange(n)):
+            raise DatasetFormatError(
+                f"cam{cam}/{pid:04d}: rand_perm_cam indexes {perm.shape[1]} images but the features hold {n} "
+                f"(folder positions {sorted(positions[group].tolist())[:5]}...); the official sampler needs the full "
+                "test set of the dataset (use sampler='seeded' otherwise)"
+            )
+        perms.append(perm)
+    return _GalleryFolders(folders, tuple(perms), n_shot)
+
+
+def _pick_gallery(gallery: _GalleryFolders, trial: int) -> np.ndarray:
+    """Rows of gallery trial ``trial`` (0-based): row ``trial`` of each folder's permutation, or
+    seed ``trial`` visiting the folders in order. int64 ``[G]``; ValueError if ``trial`` exceeds
+    the permutations' trials."""
+    rng = np.random.default_rng(trial) if gallery.perms is None else None
+    chosen: list[np.ndarray] = []
+    for i, group in enumerate(gallery.folders):
+        n = len(group)
+        if gallery.perms is not None:
+            perm = gallery.perms[i]
+            if trial >= perm.shape[0]:
+                raise ValueError(f"trial {trial} out of range: rand_perm_cam has {perm.shape[0]} trials")
+            pick = np.sort(perm[trial, : gallery.n_shot])
+        else:
+            pick = np.sort(rng.choice(n, size=min(gallery.n_shot, n), replace=False))  # type: ignore[union-attr]
+        chosen.append(group[pick])  # group is in folder order, so position p is group[p]
+    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def _check_sampler(sampler: str) -> None:
+    if sampler not in SYSU_SAMPLERS:
+        raise ValueError(f"unknown SYSU-MM01 gallery sampler {sampler!r}; expected one of {SYSU_SAMPLERS}")
 
 
 def sysu_gallery_indices(
@@ -224,47 +303,16 @@ def sysu_gallery_indices(
         DatasetFormatError: a (camera, pid) folder's image count disagrees with ``rand_perm_cam``
             (the permutations index a different file list).
     """
-    gallery_cams, n_shot = parse_sysu_mode(mode)
-    if sampler not in SYSU_SAMPLERS:
-        raise ValueError(f"unknown SYSU-MM01 gallery sampler {sampler!r}; expected one of {SYSU_SAMPLERS}")
+    parse_sysu_mode(mode)
+    _check_sampler(sampler)
     if sampler == "official" and rand_perm is None:
         raise ValueError("the official SYSU-MM01 sampler needs rand_perm (load_rand_perm_cam('rand_perm_cam.mat'))")
     if trial < 0:
         raise ValueError(f"trial must be >= 0, got {trial}")
-    cameras = np.asarray(cameras, dtype=np.int64)
-    pids = np.asarray(pids, dtype=np.int64)
-    positions = np.asarray(positions, dtype=np.int64)
-    keep = np.isin(cameras, gallery_cams)
-    if ids is not None:
-        keep &= np.isin(pids, np.asarray(list(ids), dtype=np.int64))
-    rows = np.flatnonzero(keep)
-    rows = rows[np.lexsort((positions[rows], cameras[rows], pids[rows]))]
-    rng = np.random.default_rng(trial) if sampler == "seeded" else None
-
-    chosen: list[np.ndarray] = []
-    keys = np.stack([pids[rows], cameras[rows]], axis=1)
-    bounds = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1), True])
-    for a, b in zip(bounds[:-1], bounds[1:]):  # one (pid, camera) folder at a time
-        group = rows[a:b]
-        pid, cam = int(pids[group[0]]), int(cameras[group[0]])
-        n = len(group)
-        if sampler == "official":
-            perm = rand_perm.get((cam, pid))  # type: ignore[union-attr]
-            if perm is None:
-                raise DatasetFormatError(f"rand_perm_cam has no permutation for camera {cam}, id {pid}, which has {n} images")
-            if perm.shape[1] != n or not np.array_equal(np.sort(positions[group]), np.arange(n)):
-                raise DatasetFormatError(
-                    f"cam{cam}/{pid:04d}: rand_perm_cam indexes {perm.shape[1]} images but the features hold {n} "
-                    f"(folder positions {sorted(positions[group].tolist())[:5]}...); the official sampler needs the full "
-                    "test set of the dataset (use sampler='seeded' otherwise)"
-                )
-            if trial >= perm.shape[0]:
-                raise ValueError(f"trial {trial} out of range: rand_perm_cam has {perm.shape[0]} trials")
-            pick = np.sort(perm[trial, :n_shot])
-        else:
-            pick = np.sort(rng.choice(n, size=min(n_shot, n), replace=False))  # type: ignore[union-attr]
-        chosen.append(group[pick])  # group is in folder order, so position p is group[p]
-    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    gallery = _gallery_folders(
+        cameras, pids, positions, mode=mode, rand_perm=rand_perm if sampler == "official" else None, ids=ids
+    )
+    return _pick_gallery(gallery, trial)
 
 
 # --------------------------------------------------------------------------- distances, rows
@@ -343,8 +391,7 @@ def evaluate_sysu_mm01(
         raise ValueError(f"features ({n}), pids ({len(pids)}), cams ({len(cams)}) and paths ({len(paths)}) differ in length")
     for mode in modes:
         parse_sysu_mode(mode)
-    if sampler not in SYSU_SAMPLERS:
-        raise ValueError(f"unknown SYSU-MM01 gallery sampler {sampler!r}; expected one of {SYSU_SAMPLERS}")
+    _check_sampler(sampler)
     rand_perm = None
     if sampler == "official":
         if rand_perm_file is None:
@@ -359,18 +406,22 @@ def evaluate_sysu_mm01(
     if len(q_all) == 0 or len(rgb) == 0:
         raise ValueError(f"SYSU-MM01 features need infrared (3, 6) and RGB (1, 2, 4, 5) images; got cameras {sorted(set(cams.tolist()))}")
     dist = euclidean_distances(features[q_all], features[rgb])
+    q_col = np.full(n, -1, dtype=np.int64)
+    q_col[q_all] = np.arange(len(q_all))
     rgb_col = np.full(n, -1, dtype=np.int64)
     rgb_col[rgb] = np.arange(len(rgb))
 
     rows: list[dict] = []
     for mode in modes:
-        search, shot = mode.split("/")
+        search, shot = _split_sysu_mode(mode)
         ids = indoor if search == "indoor-search" else None
-        q_sel = np.arange(len(q_all)) if ids is None else np.flatnonzero(np.isin(pids[q_all], ids))
+        q_rows = sysu_query_indices(cams, pids, ids)
+        q_sel = q_col[q_rows]
         protocol = f"sysu_mm01 {search} {shot} {sampler}" + (" indoor-ids" if ids is not None else "")
-        q_rows = q_all[q_sel]
+        # Folders and their rand_perm_cam check do not depend on the trial: built once per mode.
+        gallery = _gallery_folders(cams, pids, positions, mode=mode, rand_perm=rand_perm, ids=ids)
         for t in range(n_trials):
-            g_rows = sysu_gallery_indices(cams, pids, positions, mode=mode, trial=t, sampler=sampler, rand_perm=rand_perm, ids=ids)
+            g_rows = _pick_gallery(gallery, t)
             d = dist[np.ix_(q_sel, rgb_col[g_rows])]
             res = rank_metrics(d, pids[q_rows], pids[g_rows], cams[q_rows], cams[g_rows], protocol=SYSU_MM01, max_rank=max_rank)
             rows.append(metrics_row(res, dataset_format=SYSU_MM01, protocol=protocol, mode=mode, gallery_trial=t, n_gallery=len(g_rows)))
