@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-REGDB_PAPER_PROTOCOL = "regdb visible->thermal"
-SYSU_PAPER_MODE = "all-search/single-shot"
+# The settings of the papers' comparison table, as protocol strings of the metric rows.
+PAPER_PROTOCOLS = {"regdb": "regdb visible->thermal", "sysu_mm01": "sysu_mm01 all-search single-shot"}
 
 SOURCES: dict[str, str] = {
     "wu2017": 'A. Wu, W.-S. Zheng, H.-X. Yu, S. Gong, J. Lai. "RGB-Infrared Cross-Modality Person Re-Identification". ICCV 2017.',
@@ -44,8 +44,8 @@ class PublishedResult:
 
 _R = "regdb"
 _S = "sysu_mm01"
-_RP = REGDB_PAPER_PROTOCOL
-_SP = "sysu_mm01 all-search single-shot"
+_RP = PAPER_PROTOCOLS[_R]
+_SP = PAPER_PROTOCOLS[_S]
 
 # Order = row order of the CE²L comparison table (plus BDTR and AlignGAN, cited alongside).
 PUBLISHED_RESULTS: tuple[PublishedResult, ...] = (

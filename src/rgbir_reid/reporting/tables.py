@@ -14,18 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from rgbir_reid.io import atomic_output
-from rgbir_reid.reporting.published import PUBLISHED_RESULTS, SOURCES, PublishedResult
+from rgbir_reid.reporting.published import PAPER_PROTOCOLS, PUBLISHED_RESULTS, SOURCES, PublishedResult
 
 METRICS = ("rank1", "rank10", "rank20", "mAP", "mINP")
 TABLE_METRICS = (("rank1", "r=1"), ("rank10", "r=10"), ("rank20", "r=20"), ("mAP", "mAP"))
 DATASET_LABELS = {"regdb": "RegDB", "sysu_mm01": "SYSU-MM01"}
-PAPER_PROTOCOLS = {"regdb": "regdb visible->thermal", "sysu_mm01": "sysu_mm01 all-search single-shot"}
 MISSING = "–"
 REQUIRED_KEYS = ("dataset_format", "protocol", *METRICS[:4])
 
@@ -45,6 +44,52 @@ def row_method(row: dict) -> str:
     return method
 
 
+def _check_rows(rows: Sequence[dict]) -> None:
+    for i, row in enumerate(rows):
+        missing = [k for k in REQUIRED_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"metrics row {i} lacks keys {missing}; expected at least {REQUIRED_KEYS}")
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """Mean and std of one (dataset, format, method, protocol) over its trials and gallery trials."""
+
+    dataset: str
+    dataset_format: str
+    method: str
+    protocol: str
+    mode: str  # of the first row (the protocol fixes it)
+    n: int  # metric rows
+    stats: dict[str, tuple[float | None, float | None]]  # metric -> (mean, sample std); None = no value / one value
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
+def _summaries(rows: Sequence[dict], scale: float = 1.0) -> list[_Summary]:
+    """Group ``rows`` (checked for :data:`REQUIRED_KEYS`) in order of first appearance; each
+    metric's statistics are over ``scale * value`` of the rows where it is not None."""
+    _check_rows(rows)
+    groups: dict[tuple[str, str, str, str], list[dict]] = {}
+    for row in rows:
+        key = (row_dataset(row), row["dataset_format"], str(row.get("method") or "unnamed"), row["protocol"])
+        groups.setdefault(key, []).append(row)
+    return [
+        _Summary(
+            *key,
+            mode=group[0].get("mode", ""),
+            n=len(group),
+            # Scaled before averaging (not after): the written tables keep their exact digits.
+            stats={m: _mean_std([scale * float(r[m]) for r in group if r.get(m) is not None]) for m in METRICS},
+        )
+        for key, group in groups.items()
+    ]
+
+
 def summarise(rows: Sequence[dict]) -> pd.DataFrame:
     """Mean and std over trials and gallery trials, per dataset, method and protocol.
 
@@ -60,31 +105,15 @@ def summarise(rows: Sequence[dict]) -> pd.DataFrame:
     Raises:
         ValueError: a row lacks a required key.
     """
-    records = []
-    for i, row in enumerate(rows):
-        missing = [k for k in REQUIRED_KEYS if k not in row]
-        if missing:
-            raise ValueError(f"metrics row {i} lacks keys {missing}; expected at least {REQUIRED_KEYS}")
-        rec = {
-            "dataset": row_dataset(row),
-            "dataset_format": row["dataset_format"],
-            "method": str(row.get("method") or "unnamed"),
-            "protocol": row["protocol"],
-            "mode": row.get("mode", ""),
-        }
-        rec.update({m: np.nan if row.get(m) is None else float(row[m]) for m in METRICS})
-        records.append(rec)
     columns = ["dataset", "dataset_format", "method", "protocol", "mode", "n"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
-    if not records:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame.from_records(records)
-    keys = ["dataset", "dataset_format", "method", "protocol", "mode"]
-    grouped = frame.groupby(keys, sort=False, dropna=False)
-    out = grouped.size().rename("n").reset_index()
-    for m in METRICS:
-        out[f"{m}_mean"] = grouped[m].mean().to_numpy()
-        out[f"{m}_std"] = grouped[m].std(ddof=1).to_numpy()
-    return out[columns]
+    records = []
+    for summary in _summaries(rows):
+        rec = {c: getattr(summary, c) for c in columns[:6]}
+        for m, (mean, std) in summary.stats.items():
+            rec[f"{m}_mean"] = np.nan if mean is None else mean
+            rec[f"{m}_std"] = np.nan if std is None else std
+        records.append(rec)
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -134,29 +163,29 @@ def _cell(mean: float | None, std: float | None) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-def _table_body(table: _Table, rows: Sequence[dict]) -> list[tuple[str, list[tuple[float | None, float | None]]]]:
-    """[(method, [(mean %, std %) per group x metric])] for the rows of this table."""
-    by_method: dict[str, dict[str, list[dict]]] = {}
+_Body = list[tuple[str, list[tuple[float | None, float | None]]]]
+_PublishedBody = list[tuple[str, str, list[float | None]]]
+
+
+def _table_body(table: _Table, summaries: Sequence[_Summary]) -> _Body:
+    """[(method, [(mean %, std %) per group x metric])] for ``table``, from percent summaries."""
     wanted = {g.protocol for g in table.groups}
-    for row in rows:
-        if row["protocol"] in wanted:
-            by_method.setdefault(row_method(row), {}).setdefault(row["protocol"], []).append(row)
+    by_method: dict[str, dict[str, _Summary]] = {}
+    for summary in summaries:
+        if summary.protocol in wanted:
+            label = row_method({"dataset": summary.dataset, "dataset_format": summary.dataset_format, "method": summary.method})
+            by_method.setdefault(label, {})[summary.protocol] = summary
     body = []
     for method, per_protocol in by_method.items():
         cells = []
         for group in table.groups:
-            group_rows = per_protocol.get(group.protocol, [])
-            for key, _ in TABLE_METRICS:
-                vals = [100.0 * float(r[key]) for r in group_rows if r.get(key) is not None]
-                if not vals:
-                    cells.append((None, None))
-                else:
-                    cells.append((float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None))
+            summary = per_protocol.get(group.protocol)
+            cells += [(None, None) if summary is None else summary.stats[key] for key, _ in TABLE_METRICS]
         body.append((method, cells))
     return body
 
 
-def _published_body(table: _Table, published: Sequence[PublishedResult]) -> list[tuple[str, str, list[float | None]]]:
+def _published_body(table: _Table, published: Sequence[PublishedResult]) -> _PublishedBody:
     """[(method, source keys, [value % per group x metric])] in the order of ``published``."""
     methods: dict[str, dict[str, PublishedResult]] = {}
     for res in published:
@@ -181,23 +210,36 @@ def _headers(table: _Table) -> list[str]:
     return [f"{g.label} {name}" for g in table.groups for _, name in TABLE_METRICS]
 
 
-def _markdown(tables: list[_Table], rows: Sequence[dict], published: Sequence[PublishedResult]) -> str:
+def markdown_table(header: Sequence[str], body: Iterable[Sequence[str]], align: str | None = None) -> list[str]:
+    """Lines of a Markdown pipe table.
+
+    Args:
+        header: column titles.
+        body: rows of cell texts, one per column.
+        align: one letter per column, ``l`` (left) or ``r`` (right); default all left.
+    """
+    align = align or "l" * len(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return lines
+
+
+# A planned table with its bodies, computed once for the three output formats.
+_Filled = list[tuple[_Table, _Body, _PublishedBody]]
+
+
+def _markdown(filled: _Filled) -> str:
     lines = ["# Results", "", "Rank-k (r=k) and mAP in %, mean ± std over trials. Protocol named above each table.", ""]
     cited: list[str] = []
-    for table in tables:
+    for table, body, published_body in filled:
         lines += [f"## {table.title}", ""]
         lines.append("Protocols: " + "; ".join(f"{g.label}: `{g.protocol}`" for g in table.groups))
         lines.append("")
-        header = ["Method", *_headers(table)]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-        body = _table_body(table, rows)
-        if not body:
-            lines.append("| (no results) | " + " | ".join([MISSING] * (len(header) - 1)) + " |")
-        for method, cells in body:
-            lines.append("| " + " | ".join([method, *(_cell(m, s) for m, s in cells)]) + " |")
+        heads = _headers(table)
+        cells = [[method, *(_cell(m, s) for m, s in stats)] for method, stats in body]
+        lines += markdown_table(["Method", *heads], cells or [["(no results)", *[MISSING] * len(heads)]], "l" + "r" * len(heads))
         lines.append("")
-        if table.with_published and published:
+        if table.with_published and published_body:
             lines += [
                 "### Reported in the papers",
                 "",
@@ -205,11 +247,9 @@ def _markdown(tables: list[_Table], rows: Sequence[dict], published: Sequence[Pu
                 "* = recalled from the cited table, to be checked against the paper.",
                 "",
             ]
-            lines.append("| " + " | ".join(["Method", *_headers(table), "Source"]) + " |")
-            lines.append("|" + "|".join(["---"] + ["---:"] * len(_headers(table)) + ["---"]) + "|")
-            for method, src, values in _published_body(table, published):
-                cells = [MISSING if v is None else f"{v:.2f}" for v in values]
-                lines.append("| " + " | ".join([method, *cells, src]) + " |")
+            published_cells = [[method, *(MISSING if v is None else f"{v:.2f}" for v in values), src] for method, src, values in published_body]
+            lines += markdown_table(["Method", *heads, "Source"], published_cells, "l" + "r" * len(heads) + "l")
+            for _, src, _ in published_body:
                 for key in (s.strip().rstrip("*") for s in src.split(",")):
                     if key and key not in cited:
                         cited.append(key)
@@ -226,40 +266,39 @@ def _tex_escape(text: str) -> str:
     return out.replace("²", r"\textsuperscript{2}").replace("–", "--").replace("->", r"$\rightarrow$").replace("±", r"$\pm$")
 
 
-def _latex(tables: list[_Table], rows: Sequence[dict], published: Sequence[PublishedResult]) -> str:
+def _latex(filled: _Filled) -> str:
     out = ["% Generated by rgbir_reid.reporting.tables.write_tables; rank-k and mAP in %."]
-    for table in tables:
+    for table, body, published_body in filled:
         n_cols = len(table.groups) * len(TABLE_METRICS)
         out += [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_escape(table.title)}}}", r"\begin{tabular}{l" + "r" * n_cols + "}", r"\hline"]
         out.append("Method & " + " & ".join(f"\\multicolumn{{{len(TABLE_METRICS)}}}{{c}}{{{_tex_escape(g.label)}}}" for g in table.groups) + r" \\")
         out.append(" & " + " & ".join(name for _ in table.groups for _, name in TABLE_METRICS) + r" \\")
         out.append(r"\hline")
-        body = _table_body(table, rows)
         if not body:
             out.append("(no results) & " + " & ".join(["--"] * n_cols) + r" \\")
         for method, cells in body:
             out.append(_tex_escape(method) + " & " + " & ".join(_tex_escape(_cell(m, s)) for m, s in cells) + r" \\")
-        if table.with_published and published:
+        if table.with_published and published_body:
             out += [r"\hline", f"\\multicolumn{{{n_cols + 1}}}{{l}}{{\\emph{{Reported in the papers}}}} \\\\", r"\hline"]
-            for method, src, values in _published_body(table, published):
+            for method, src, values in published_body:
                 cells = ["--" if v is None else f"{v:.2f}" for v in values]
                 out.append(f"{_tex_escape(method)} ({_tex_escape(src)}) & " + " & ".join(cells) + r" \\")
         out += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(out)
 
 
-def _csv_frame(tables: list[_Table], rows: Sequence[dict], published: Sequence[PublishedResult]) -> pd.DataFrame:
+def _csv_frame(filled: _Filled) -> pd.DataFrame:
     records = []
-    for table in tables:
+    for table, body, published_body in filled:
         heads = _headers(table)
-        for method, cells in _table_body(table, rows):
+        for method, cells in body:
             rec = {"table": table.title, "section": "this run", "method": method, "source": ""}
             for head, (mean, std) in zip(heads, cells):
                 rec[f"{head} mean"] = mean
                 rec[f"{head} std"] = std
             records.append(rec)
         if table.with_published:
-            for method, src, values in _published_body(table, published):
+            for method, src, values in published_body:
                 rec = {"table": table.title, "section": "reported in the papers", "method": method, "source": src}
                 for head, value in zip(heads, values):
                     rec[f"{head} mean"] = value
@@ -289,17 +328,14 @@ def write_tables(
         ValueError: a row lacks a required key.
     """
     rows = list(rows)
-    for i, row in enumerate(rows):
-        missing = [k for k in REQUIRED_KEYS if k not in row]
-        if missing:
-            raise ValueError(f"metrics row {i} lacks keys {missing}; expected at least {REQUIRED_KEYS}")
+    summaries = _summaries(rows, scale=100.0)  # percent
+    filled = [(t, _table_body(t, summaries), _published_body(t, published)) for t in _plan_tables(rows)]
     out_dir = Path(out_dir)
-    tables = _plan_tables(rows)
     paths = {"md": out_dir / "table.md", "csv": out_dir / "table.csv", "tex": out_dir / "table.tex"}
     with atomic_output(paths["md"]) as tmp:
-        tmp.write_text(_markdown(tables, rows, published), encoding="utf-8")
+        tmp.write_text(_markdown(filled), encoding="utf-8")
     with atomic_output(paths["tex"]) as tmp:
-        tmp.write_text(_latex(tables, rows, published), encoding="utf-8")
+        tmp.write_text(_latex(filled), encoding="utf-8")
     with atomic_output(paths["csv"]) as tmp:
-        _csv_frame(tables, rows, published).to_csv(tmp, index=False)
+        _csv_frame(filled).to_csv(tmp, index=False)
     return paths
