@@ -78,6 +78,29 @@ def _regdb_inputs(rng, dim=256, noise=3.0):
     return _features(pids, centres, rng, noise), pids, np.ones(2060, int), _features(pids, centres, rng, noise), pids, np.full(2060, 2)
 
 
+def parallel_speedup(n_threads, repeats=3):
+    """How much faster ``n_threads`` threads sort 12 blocks of rows than one thread does.
+
+    The ratio below assumes the cores rank_metrics uses are free; on an idle machine this is
+    close to the thread count, and well below it when other work shares the cores.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    blocks = [rng.random((340, 3010), dtype=np.float32) for _ in range(12)]
+
+    def sort_all(n):
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(lambda b: np.sort(b, axis=1), blocks))
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    return sort_all(1) / sort_all(n_threads)
+
+
 def bench(name, make, protocol, trials, rng, blas_first=False):
     t_vec = t_ref = 0.0
     worst = 0.0
@@ -121,7 +144,10 @@ def main() -> None:
     # Both implementations share the machine; a loaded machine slows both, but not equally.
     print(f"load average (1, 5, 15 min): {os.getloadavg()}, cpus: {os.cpu_count()}")
     # rank_metrics spreads blocks of queries over threads; the reference loop runs on one.
-    print(f"rank_metrics threads: up to {min(metrics._MAX_THREADS, metrics._available_cpus())}; reference loop: 1")
+    n_threads = min(metrics._MAX_THREADS, metrics._available_cpus())
+    print(f"rank_metrics threads: up to {n_threads}; reference loop: 1")
+    if n_threads > 1:
+        print(f"parallel check: {n_threads} threads sort {parallel_speedup(n_threads):.2f}x as fast as one (near {n_threads} when the cores are free)")
     bf = args.blas_first
     # The first call compiles rank_metrics' numba kernels, or loads them from their cache: once
     # per process and dtype, not part of the per-trial figures.
