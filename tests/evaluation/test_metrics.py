@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rgbir_reid.evaluation import rank_metrics
+from rgbir_reid.evaluation import chance_metrics, rank_metrics
 
 
 def _one(d, g_pids, q_pid, g_cams=None, q_cam=6, protocol="regdb", max_rank=5):
@@ -358,3 +358,82 @@ def test_result_does_not_depend_on_threads_or_blocks(monkeypatch):
     whole = rank_metrics(d, q_pids, g_pids, q_cams, g_cams, protocol="sysu_mm01", chunk_elements=n_q * n_g)
     np.testing.assert_allclose(whole.cmc, results[0].cmc, atol=1e-12)
     assert whole.mAP == pytest.approx(results[0].mAP, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- chance level
+
+
+def test_chance_hand_values():
+    one = chance_metrics([1], [1], [6], [1], protocol="regdb")  # n = 1: the only entry is the match
+    assert (one.rank1, one.mAP, one.mINP) == (1.0, 1.0, 1.0)
+    every = chance_metrics([1], [1, 1, 1], [6], [1, 1, 1], protocol="regdb")  # m = n
+    assert (every.rank1, every.mAP, every.mINP) == pytest.approx((1.0, 1.0, 1.0), abs=1e-15)
+    half = chance_metrics([1], [1, 2], [6], [1, 1], protocol="regdb")  # m = 1, n = 2: AP 1 or 1/2
+    assert (half.rank1, half.mAP, half.mINP) == pytest.approx((0.5, 0.75, 0.75), abs=1e-15)
+    # m = 2, n = 3: matches at {1,2}, {1,3}, {2,3}: AP 1, 5/6, 7/12; INP 1, 2/3, 2/3.
+    two = chance_metrics([1], [1, 2, 1], [6], [1, 1, 1], protocol="regdb")
+    assert (two.rank1, two.mAP, two.mINP) == pytest.approx((2 / 3, 29 / 36, 7 / 9), abs=1e-15)
+
+
+def test_chance_follows_the_camera_rule_and_skips_queries_without_match():
+    g_pids, g_cams = [1, 1, 2, 3], [2, 1, 1, 4]
+    # Camera-3 query of pid 1: the camera-2 entry leaves its list -> m = 1 of n = 3.
+    # Query of pid 5: no match anywhere, skipped (counted in n_query only).
+    res = chance_metrics([1, 5], g_pids, [3, 3], g_cams, protocol="sysu_mm01")
+    assert (res.n_query, res.n_valid_query) == (2, 1)
+    assert res.rank1 == pytest.approx(1 / 3)
+    assert res.mAP == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    # Camera 6, or RegDB (no camera rule): m = 2 of n = 4.
+    for q_cam, protocol in ((6, "sysu_mm01"), (3, "regdb")):
+        assert chance_metrics([1], g_pids, [q_cam], g_cams, protocol=protocol).rank1 == pytest.approx(1 / 2)
+    # A camera-3 query whose only match is in camera 2 has none: with no other query, an error as in rank_metrics.
+    with pytest.raises(ValueError, match="no query has a true match"):
+        chance_metrics([1], [1, 2], [3], [2, 1], protocol="sysu_mm01")
+    with pytest.raises(ValueError, match="unknown protocol"):
+        chance_metrics([1], [1], [3], [1], protocol="market")
+    with pytest.raises(ValueError, match="g_cams has 1 entries"):
+        chance_metrics([1], [1, 2], [3], [1], protocol="regdb")
+
+
+# Galleries of various compositions: (q_pids, g_pids, q_cams, g_cams). Under SYSU-MM01 camera-3
+# queries lose the camera-2 entries; pid 5's camera-3 query then has no match; pid 6 has none.
+CHANCE_SPLITS = [
+    ([1, 2, 3, 4, 5, 5, 6], [1, 1, 1, 2, 2, 3, 4, 4, 4, 4, 5], [3, 6, 3, 3, 3, 6, 6], [2, 1, 2, 1, 4, 5, 2, 1, 1, 1, 2]),
+    ([1, 2], [1, 2, 2, 1, 2], [3, 6], [1, 2, 4, 5, 1]),
+]
+
+
+@pytest.mark.parametrize("protocol", ["sysu_mm01", "regdb"])
+def test_chance_equals_the_mean_over_every_ranking(protocol):
+    """Small galleries: rank_metrics averaged over all n! orders is the expectation itself."""
+    from itertools import permutations
+
+    q_pids, g_pids, q_cams, g_cams = ([1, 2, 3], [1, 2, 1, 3, 1, 2], [3, 6, 3], [2, 1, 1, 2, 4, 5])
+    orders = np.array(list(permutations(range(len(g_pids)))), dtype=float)  # [720, 6] distances, no ties
+    d = np.repeat(orders, len(q_pids), axis=0)
+    reps = len(orders)
+    res = rank_metrics(d, np.tile(q_pids, reps), g_pids, np.tile(q_cams, reps), g_cams, protocol=protocol, max_rank=1)
+    chance = chance_metrics(q_pids, g_pids, q_cams, g_cams, protocol=protocol)
+    assert chance.n_valid_query * reps == res.n_valid_query
+    assert (chance.rank1, chance.mAP, chance.mINP) == pytest.approx((res.cmc[0], res.mAP, res.mINP), abs=1e-12)
+
+
+@pytest.mark.parametrize("split", range(len(CHANCE_SPLITS)))
+@pytest.mark.parametrize("protocol", ["sysu_mm01", "regdb"])
+def test_chance_matches_monte_carlo_average_of_rank_metrics(protocol, split):
+    """20k random distance matrices: their mean metrics agree with the formula to a few standard errors."""
+    q_pids, g_pids, q_cams, g_cams = (np.asarray(x) for x in CHANCE_SPLITS[split])
+    chance = chance_metrics(q_pids, g_pids, q_cams, g_cams, protocol=protocol)
+    rng = np.random.default_rng(split)
+    n_batches, per_batch = 40, 500
+    batch_means = []
+    for _ in range(n_batches):
+        d = rng.random((per_batch * len(q_pids), len(g_pids)))
+        res = rank_metrics(d, np.tile(q_pids, per_batch), g_pids, np.tile(q_cams, per_batch), g_cams, protocol=protocol, max_rank=1)
+        assert res.n_valid_query == chance.n_valid_query * per_batch
+        batch_means.append((res.cmc[0], res.mAP, res.mINP))
+    batch_means = np.array(batch_means)
+    mean = batch_means.mean(axis=0)
+    stderr = batch_means.std(axis=0, ddof=1) / np.sqrt(n_batches)
+    expected = np.array([chance.rank1, chance.mAP, chance.mINP])
+    assert np.all(np.abs(mean - expected) <= 4 * stderr + 1e-12), (mean, expected, stderr)

@@ -106,6 +106,7 @@ def test_indoor_id_list_gives_the_same_numbers(official):
         assert b["protocol"] == "sysu_mm01 indoor-search single-shot official indoor-ids"
         assert (a["n_query"], a["n_valid_query"], b["n_query"], a["n_gallery"]) == (3803, 2208, 2208, 112)
         assert a["rank1"] == b["rank1"] and a["mAP"] == b["mAP"] and a["mINP"] == b["mINP"]
+        assert a["chance_rank1"] == b["chance_rank1"] and a["chance_mAP"] == b["chance_mAP"]
 
 
 def test_folder_positions_follow_sorted_paths():
@@ -132,6 +133,17 @@ def test_sysu_on_real_sample_layout():
     for row in rows:
         assert row["rank1"] == 1.0 and row["mAP"] == 1.0 and row["mINP"] == 1.0
         assert len(row["cmc"]) == 20 and row["dataset_format"] == "sysu_mm01"
+    # Chance: camera-6 queries see m of n, camera-3 queries lose camera 2 (one image per id here).
+    def ap(m, n):
+        h = sum(1 / k for k in range(1, n + 1))
+        return (h + (m - 1) / (n - 1) * (n - h)) / n
+
+    single = by_mode["all-search/single-shot"]  # camera 6: m = 4 of n = 8; camera 3: 3 of 6
+    assert single["chance_rank1"] == pytest.approx(0.5)
+    assert single["chance_mAP"] == pytest.approx((ap(4, 8) + ap(3, 6)) / 2)
+    indoor = by_mode["indoor-search/single-shot"]  # camera 6: 2 of 4; camera 3: 1 of 2
+    assert indoor["chance_rank1"] == pytest.approx(0.5)
+    assert indoor["chance_mAP"] == pytest.approx((ap(2, 4) + 0.75) / 2)
     with pytest.raises(ValueError, match="needs rand_perm_file"):
         evaluate_sysu_mm01(feats, pids, cams, [str(p) for p in files], sampler="official")
 
@@ -148,6 +160,9 @@ def test_regdb_directions_hand_computed():
     # T->V: query 0.1 (pid 1) -> 0.0 first: rank 1. Query 0.4 (pid 2) -> 0.0 (pid 1) at 0.4 before 1.0 at 0.6: rank 2.
     assert tv["rank1"] == 0.5 and tv["mAP"] == pytest.approx((1 + 0.5) / 2)
     assert tv["cmc"][1] == 1.0 and tv["n_query"] == 2 and tv["n_gallery"] == 2
+    # Chance: one true match among two gallery images per query.
+    for row in (vt, tv):
+        assert (row["chance_rank1"], row["chance_mAP"], row["chance_mINP"]) == (0.5, 0.75, 0.75)
 
 
 def test_evaluate_features_dispatch():

@@ -11,22 +11,27 @@ from rgbir_reid.reporting.published import PUBLISHED_RESULTS, SOURCES
 from rgbir_reid.reporting.tables import markdown_table, summarise, write_tables
 
 
-def _row(dataset, method, protocol, trial, r1, r10, r20, m_ap, minp=0.1, gallery_trial=0):
+def _row(dataset, method, protocol, trial, r1, r10, r20, m_ap, minp=0.1, gallery_trial=0, chance=None):
+    """A metrics row; ``chance`` = (chance_rank1, chance_mAP), left out (an older metrics file) when None."""
     fmt = "regdb" if protocol.startswith("regdb") else "sysu_mm01"
-    return {
+    row = {
         "dataset": dataset, "method": method, "trial": trial, "dataset_format": fmt, "protocol": protocol,
         "mode": protocol.split(" ", 1)[1], "gallery_trial": gallery_trial, "rank1": r1, "rank10": r10,
         "rank20": r20, "mAP": m_ap, "mINP": minp, "cmc": [r1] * 9 + [r10] * 10 + [r20], "n_query": 10, "n_gallery": 10,
     }
+    if chance is not None:
+        row.update(chance_rank1=chance[0], chance_mAP=chance[1], chance_mINP=chance[1] / 2)
+    return row
 
 
 ROWS = [
-    _row("regdb", "CE2L", "regdb visible->thermal", 0, 0.40, 0.70, 0.80, 0.30),
-    _row("regdb", "CE2L", "regdb visible->thermal", 1, 0.50, 0.80, 0.90, 0.40),
-    _row("sysu_mm01", "CE2L", "sysu_mm01 all-search single-shot official", 0, 0.2952, 0.6, 0.7, 0.2843),
-    _row("sysu_mm01", "Baseline", "sysu_mm01 all-search single-shot official", 0, 0.10, 0.2, 0.3, 0.05, gallery_trial=0),
-    _row("sysu_mm01", "Baseline", "sysu_mm01 all-search single-shot official", 0, 0.20, 0.4, 0.5, 0.15, gallery_trial=1),
-    _row("sysu_mm01", "CE2L", "sysu_mm01 indoor-search multi-shot official", 0, 0.5, 0.6, 0.7, 0.4),
+    _row("regdb", "CE2L", "regdb visible->thermal", 0, 0.40, 0.70, 0.80, 0.30, chance=(0.005, 0.02)),
+    _row("regdb", "CE2L", "regdb visible->thermal", 1, 0.50, 0.80, 0.90, 0.40, chance=(0.005, 0.03)),
+    _row("sysu_mm01", "CE2L", "sysu_mm01 all-search single-shot official", 0, 0.2952, 0.6, 0.7, 0.2843, chance=(0.0104, 0.0321)),
+    # Same galleries as the CE2L row above (trial 0, gallery trial 0): the same chance level.
+    _row("sysu_mm01", "Baseline", "sysu_mm01 all-search single-shot official", 0, 0.10, 0.2, 0.3, 0.05, gallery_trial=0, chance=(0.0104, 0.0321)),
+    _row("sysu_mm01", "Baseline", "sysu_mm01 all-search single-shot official", 0, 0.20, 0.4, 0.5, 0.15, gallery_trial=1, chance=(0.0204, 0.0421)),
+    _row("sysu_mm01", "CE2L", "sysu_mm01 indoor-search multi-shot official", 0, 0.5, 0.6, 0.7, 0.4, chance=(0.03, 0.06)),
 ]
 
 
@@ -61,11 +66,18 @@ def test_write_tables_layout(tmp_path):
     assert "47.50" in ce2l_pub and "44.21" in ce2l_pub and "29.52" in ce2l_pub and "28.43" in ce2l_pub
     assert "| AlignGAN | – | – | – | – | 42.40 | 85.00 | 93.70 | 40.70 |" in md
     assert SOURCES["wang2019aligngan"] in md
+    # Chance row: per dataset, each (trial, gallery trial) once, however many methods share it.
+    chance_lines = [line for line in md.splitlines() if line.startswith("| chance (random ranking) |")]
+    assert chance_lines[0] == "| chance (random ranking) | 0.50 |  |  | 2.50 | 1.54 |  |  | 3.71 |"  # SYSU: (1.04 + 2.04) / 2
+    assert chance_lines[1] == "| chance (random ranking) | 3.00 |  |  | 6.00 |"  # indoor-search multi-shot table
 
     csv = pd.read_csv(paths["csv"])
     run = csv[(csv.section == "this run") & (csv.method == "CE2L") & csv.table.str.startswith("RegDB")].iloc[0]
     assert run["RegDB r=1 mean"] == pytest.approx(45.0)
     assert run["RegDB r=1 std"] == pytest.approx(7.0710678, rel=1e-6)
+    chance = csv[(csv.section == "chance level") & csv.table.str.startswith("RegDB")].iloc[0]
+    assert chance.method == "chance (random ranking)"
+    assert chance["SYSU-MM01 r=1 mean"] == pytest.approx(1.54) and math.isnan(chance["SYSU-MM01 r=10 mean"])
     pub = csv[(csv.section == "reported in the papers") & (csv.method == "D²RL")].iloc[0]
     assert pub["SYSU-MM01 r=1 mean"] == pytest.approx(28.9)
 
@@ -75,14 +87,23 @@ def test_write_tables_layout(tmp_path):
 
 
 def test_write_tables_files_exactly(tmp_path):
-    """The three files byte for byte: a format change must be deliberate (and change this test)."""
+    """The three files byte for byte: a format change must be deliberate (and change this test).
+
+    The demo row has no chance keys (a metrics file from before they existed): its chance cells are "–"."""
     rows = ROWS[:4] + [_row("demo", "CE2L", "sysu_mm01 all-search single-shot official", 0, 0.3, 0.5, None, 0.2)]
+    note = (
+        'Row "chance (random ranking)": the r=1 and mAP expected from ranking each query\'s gallery at random, '
+        "from its composition (m true matches among n images: r=1 = m/n, AP = (H_n + (m-1)/(n-1) (n - H_n))/n, "
+        "H_n the n-th harmonic number), mean over queries and trials."
+    )
     paths = write_tables(rows, tmp_path, published=PUBLISHED_RESULTS[-2:])  # the CE²L rows only
     heads = " | ".join(f"{d} {m}" for d in ("RegDB", "SYSU-MM01") for m in ("r=1", "r=10", "r=20", "mAP"))
     md = [
         "# Results",
         "",
         "Rank-k (r=k) and mAP in %, mean ± std over trials. Protocol named above each table.",
+        "",
+        note,
         "",
         "## RegDB visible->thermal | SYSU-MM01 all-search single-shot official",
         "",
@@ -93,6 +114,8 @@ def test_write_tables_files_exactly(tmp_path):
         "| CE2L | 45.00 ± 7.07 | 75.00 ± 7.07 | 85.00 ± 7.07 | 35.00 ± 7.07 | 29.52 | 60.00 | 70.00 | 28.43 |",
         "| Baseline | – | – | – | – | 10.00 | 20.00 | 30.00 | 5.00 |",
         "| CE2L [demo] | – | – | – | – | 30.00 | 50.00 | – | 20.00 |",
+        "| chance (random ranking) | 0.50 |  |  | 2.50 | 1.04 |  |  | 3.21 |",
+        "| chance (random ranking) [demo] | – |  |  | – | – |  |  | – |",
         "",
         "### Reported in the papers",
         "",
@@ -116,15 +139,19 @@ def test_write_tables_files_exactly(tmp_path):
         "35.0,7.0710678118654755,29.520000000000003,,60.0,,70.0,,28.43,",
         f"{table},this run,Baseline,,,,,,,,,,10.0,,20.0,,30.0,,5.0,",
         f"{table},this run,CE2L [demo],,,,,,,,,,30.0,,50.0,,,,20.0,",
+        f"{table},chance level,chance (random ranking),,0.5,,,,,,2.5,,1.04,,,,,,3.2099999999999995,",
+        f"{table},chance level,chance (random ranking) [demo],,,,,,,,,,,,,,,,,",
         f"{table},reported in the papers,CE²L,dai_ce2l,47.5,,,,,,44.21,,29.52,,,,,,28.43,",
         "",
     ]
     assert paths["csv"].read_text(encoding="utf-8") == "\n".join(csv)
     tex = [
         "% Generated by rgbir_reid.reporting.tables.write_tables; rank-k and mAP in %.",
+        "% " + note,
         r"\begin{table}[t]",
         r"\centering",
-        r"\caption{RegDB visible$\rightarrow$thermal | SYSU-MM01 all-search single-shot official}",
+        r"\caption{RegDB visible$\rightarrow$thermal | SYSU-MM01 all-search single-shot official; "
+        r"last rows: chance level (r=1 and mAP expected from a random ranking)}",
         r"\begin{tabular}{lrrrrrrrr}",
         r"\hline",
         r"Method & \multicolumn{4}{c}{RegDB} & \multicolumn{4}{c}{SYSU-MM01} \\",
@@ -133,6 +160,9 @@ def test_write_tables_files_exactly(tmp_path):
         r"CE2L & 45.00 $\pm$ 7.07 & 75.00 $\pm$ 7.07 & 85.00 $\pm$ 7.07 & 35.00 $\pm$ 7.07 & 29.52 & 60.00 & 70.00 & 28.43 \\",
         r"Baseline & -- & -- & -- & -- & 10.00 & 20.00 & 30.00 & 5.00 \\",
         r"CE2L [demo] & -- & -- & -- & -- & 30.00 & 50.00 & -- & 20.00 \\",
+        r"\hline",
+        r"chance (random ranking) & 0.50 &  &  & 2.50 & 1.04 &  &  & 3.21 \\",
+        r"chance (random ranking) [demo] & -- &  &  & -- & -- &  &  & -- \\",
         r"\hline",
         r"\multicolumn{9}{l}{\emph{Reported in the papers}} \\",
         r"\hline",
@@ -168,3 +198,13 @@ def test_published_data_is_consistent():
             assert v is None or 0 <= v <= 100
         if None not in (res.rank1, res.rank10, res.rank20):
             assert res.rank1 <= res.rank10 <= res.rank20
+
+
+def test_metrics_without_chance_keys_still_report(tmp_path):
+    old = [{k: v for k, v in row.items() if not k.startswith("chance_")} for row in ROWS]
+    paths = write_tables(old, tmp_path)
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "| chance (random ranking) | – |  |  | – | – |  |  | – |" in md
+    assert "| chance (random ranking) | – |  |  | – |" in md.split("## SYSU-MM01 indoor-search multi-shot official")[1]
+    chance = pd.read_csv(paths["csv"]).query("section == 'chance level'")
+    assert len(chance) == 2 and chance.filter(like=" mean").isna().all().all()

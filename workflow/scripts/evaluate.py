@@ -38,7 +38,10 @@ def main(smk, logger):
     rows = [{**row, **extra} for row in rows]
     write_json(rows, smk.output.metrics)
     for row in rows:
-        logger.info("%s, gallery trial %s: rank-1 %.4f mAP %.4f", row["protocol"], row["gallery_trial"], row["rank1"], row["mAP"])
+        logger.info(
+            "%s, gallery trial %s: rank-1 %.4f mAP %.4f (chance: rank-1 %.4f mAP %.4f)",
+            row["protocol"], row["gallery_trial"], row["rank1"], row["mAP"], row["chance_rank1"], row["chance_mAP"],
+        )
 
 
 run_script(snakemake, main)  # noqa: F821

@@ -3,6 +3,6 @@
 ``fidelity`` (image-conversion measures) is imported from its own module, not from here.
 """
 
-from rgbir_reid.evaluation.metrics import RankMetrics, rank_metrics
+from rgbir_reid.evaluation.metrics import ChanceMetrics, RankMetrics, chance_metrics, rank_metrics
 
-__all__ = ["RankMetrics", "rank_metrics"]
+__all__ = ["ChanceMetrics", "RankMetrics", "chance_metrics", "rank_metrics"]

@@ -1,9 +1,12 @@
 """Rank metrics of a query/gallery distance matrix: CMC, mAP and mINP.
 
-One public function, :func:`rank_metrics`. Queries are processed in blocks of rows (about
-``chunk_elements`` distances each, so the working memory stays bounded whatever the gallery
-size); blocks run on up to ``_MAX_THREADS`` threads (the CPUs this process may use) and are
-summed in block order, so the result does not depend on the thread count.
+Two public functions: :func:`rank_metrics`, and :func:`chance_metrics`, the expected value of
+its rank-1, mAP and mINP under a uniformly random ranking (the chance level of a gallery).
+
+:func:`rank_metrics` processes queries in blocks of rows (about ``chunk_elements`` distances
+each, so the working memory stays bounded whatever the gallery size); blocks run on up to
+``_MAX_THREADS`` threads (the CPUs this process may use) and are summed in block order, so the
+result does not depend on the thread count.
 
 How the ranks are found without an argsort: each distance becomes an unsigned integer key ordered
 as the distances (its bit pattern, mapped so that negative distances order too). Entries past a
@@ -185,6 +188,120 @@ def rank_metrics(
         )
     cmc = np.cumsum(hist[:max_rank]) / n_valid
     return RankMetrics(cmc=cmc, mAP=ap_sum / n_valid, mINP=inp_sum / n_valid, n_query=n_q, n_valid_query=n_valid)
+
+
+
+@dataclass(frozen=True)
+class ChanceMetrics:
+    """Result of :func:`chance_metrics`: expected metrics of a uniformly random ranking.
+
+    Attributes:
+        rank1: expected CMC at rank 1, mean over valid queries, in [0, 1].
+        mAP: expected average precision, mean over valid queries, in [0, 1].
+        mINP: expected inverse negative penalty, mean over valid queries, in [0, 1].
+        n_query: number of queries given.
+        n_valid_query: queries with at least one true match after the protocol's removals (the
+            queries :func:`rank_metrics` counts).
+    """
+
+    rank1: float
+    mAP: float
+    mINP: float
+    n_query: int
+    n_valid_query: int
+
+
+def chance_metrics(
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_cams: np.ndarray,
+    g_cams: np.ndarray,
+    *,
+    protocol: str,
+) -> ChanceMetrics:
+    """Expected rank-1, mAP and mINP of a uniformly random ranking of each query's gallery.
+
+    What :func:`rank_metrics` returns on average over random distances (every order of a
+    query's list equally likely), computed exactly from the gallery composition: the chance
+    level of a query/gallery split. Only the counts matter: a query with ``m`` true matches among
+    the ``n`` entries of its list (after the SYSU-MM01 camera rule) has
+
+    - rank-1 = ``m / n``. On SYSU-MM01 CMC counts each gallery identity once (its best-ranked
+      entry), but the first identity of the reduced list is that of the first entry, so rank-1 is
+      still the chance that the first entry is a true match;
+    - AP = ``(H_n + (m - 1) / (n - 1) * (n - H_n)) / n`` (1 when ``n = 1``), ``H_n`` the n-th
+      harmonic number. Derivation: AP = (1/m) sum_k rel_k (1/k) sum_{j<=k} rel_j, with
+      E[rel_k] = m/n and E[rel_j rel_k] = m(m-1)/(n(n-1)) for j != k, gives
+      (1/n) sum_k (1/k) (1 + (k-1)(m-1)/(n-1)); m = n gives 1, m = 1 gives H_n / n;
+    - INP = ``E[m / L]`` with ``L`` the rank of the last true match,
+      P(L = l) = C(l-1, m-1) / C(n, m) for l = m..n, summed term by term (P(L = n) = m/n,
+      P(L = l-1) = P(L = l) (l-m) / (l-1)).
+
+    Queries without a true match are skipped, as :func:`rank_metrics` skips them; the means are
+    over the remaining queries.
+
+    Args:
+        q_pids, g_pids: integer identities ``[Q]`` / ``[G]``.
+        q_cams, g_cams: integer cameras ``[Q]`` / ``[G]``.
+        protocol: ``"sysu_mm01"`` (camera-2 entries leave the list of a camera-3 query) or
+            ``"regdb"`` (no removal), as in :func:`rank_metrics`.
+
+    Returns:
+        :class:`ChanceMetrics` (fractions in [0, 1]).
+
+    Raises:
+        ValueError: unknown protocol, lengths that disagree, or no query with a true match.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    q_pids = _as_int_vector(q_pids, "q_pids", None)
+    q_cams = _as_int_vector(q_cams, "q_cams", len(q_pids))
+    g_pids = _as_int_vector(g_pids, "g_pids", None)
+    g_cams = _as_int_vector(g_cams, "g_cams", len(g_pids))
+    removed = (g_cams == SYSU_SAME_ROOM_GALLERY_CAMERA) if protocol == SYSU_MM01 else np.zeros(len(g_pids), dtype=bool)
+    q_removal = (q_cams == SYSU_SAME_ROOM_QUERY_CAMERA) & (protocol == SYSU_MM01)
+    m = np.zeros(len(q_pids), dtype=np.int64)
+    n = np.zeros(len(q_pids), dtype=np.int64)
+    for sees_removed, kept in ((False, np.ones(len(g_pids), dtype=bool)), (True, ~removed)):
+        rows = q_removal if sees_removed else ~q_removal
+        uniq, counts = np.unique(g_pids[kept], return_counts=True)
+        pos = np.minimum(np.searchsorted(uniq, q_pids[rows]), max(len(uniq) - 1, 0))
+        m[rows] = np.where(uniq[pos] == q_pids[rows], counts[pos], 0) if len(uniq) else 0
+        n[rows] = int(kept.sum())
+    valid = m > 0
+    if not valid.any():
+        raise ValueError(
+            f"no query has a true match in the gallery (protocol {protocol!r}, {len(q_pids)} queries, "
+            f"{len(g_pids)} gallery entries); check that query and gallery identities overlap"
+        )
+    m, n = m[valid], n[valid]
+    harmonic = np.r_[0.0, np.cumsum(1.0 / np.arange(1, n.max() + 1))]  # harmonic[k] = H_k
+    h_n = harmonic[n]
+    # (m - 1) / (n - 1), taken as 0 when n = 1 (then m = 1 too).
+    pair = np.divide(m - 1, n - 1, out=np.zeros(len(n)), where=n > 1)
+    ap = (h_n + pair * (n - h_n)) / n
+    inp = np.empty(len(n))
+    for (mi, ni), idx in _group_rows(np.stack([m, n], axis=1)).items():
+        inp[idx] = _expected_inp(mi, ni)
+    return ChanceMetrics(
+        rank1=float(np.mean(m / n)), mAP=float(np.mean(ap)), mINP=float(np.mean(inp)), n_query=len(q_pids), n_valid_query=int(valid.sum())
+    )
+
+
+def _group_rows(keys: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    """Row indices of each distinct row of ``keys`` ``[N, 2]``."""
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return {(int(a), int(b)): np.flatnonzero(inverse == i) for i, (a, b) in enumerate(uniq)}
+
+
+def _expected_inp(m: int, n: int) -> float:
+    """E[m / L] for the rank L of the last of m true matches placed at random among n entries."""
+    last = np.arange(n, m - 1, -1, dtype=np.float64)  # l = n, n-1, ..., m
+    # P(L = n) = m/n; P(L = l-1) = P(L = l) (l-m)/(l-1). Terms far below the largest underflow
+    # to 0, which changes nothing at float64 precision.
+    prob = (m / n) * np.cumprod(np.r_[1.0, (last[:-1] - m) / (last[:-1] - 1)])
+    return float(np.sum(prob * m / last))
 
 
 # Threads over blocks of queries, at most (and no more than the CPUs this process may use).

@@ -48,7 +48,7 @@ import numpy as np
 import scipy.io
 
 from rgbir_reid.data.records import DatasetFormatError
-from rgbir_reid.evaluation.metrics import REGDB, SYSU_MM01, RankMetrics, rank_metrics
+from rgbir_reid.evaluation.metrics import REGDB, SYSU_MM01, ChanceMetrics, RankMetrics, chance_metrics, rank_metrics
 
 SYSU_SEARCH_CAMERAS = {"all-search": (1, 2, 4, 5), "indoor-search": (1, 2)}
 SYSU_VISIBLE_CAMERAS = SYSU_SEARCH_CAMERAS["all-search"]  # all-search searches every RGB camera
@@ -329,9 +329,13 @@ def euclidean_distances(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
 
 
 def metrics_row(
-    result: RankMetrics, *, dataset_format: str, protocol: str, mode: str, gallery_trial: int, n_gallery: int
+    result: RankMetrics, chance: ChanceMetrics, *, dataset_format: str, protocol: str, mode: str, gallery_trial: int, n_gallery: int
 ) -> dict:
-    """The row dict of one evaluation (fractions in [0, 1]); ``rankK`` is None when K > max_rank."""
+    """The row dict of one evaluation (fractions in [0, 1]); ``rankK`` is None when K > max_rank.
+
+    ``chance_rank1``, ``chance_mAP``, ``chance_mINP``: the same metrics expected from a uniformly
+    random ranking of this query/gallery split (:func:`chance_metrics`), over the same queries.
+    """
     cmc = [float(x) for x in result.cmc]
     row = {"dataset_format": dataset_format, "protocol": protocol, "mode": mode, "gallery_trial": int(gallery_trial)}
     for k in RANK_KEYS:
@@ -343,6 +347,9 @@ def metrics_row(
         n_query=int(result.n_query),
         n_valid_query=int(result.n_valid_query),
         n_gallery=int(n_gallery),
+        chance_rank1=float(chance.rank1),
+        chance_mAP=float(chance.mAP),
+        chance_mINP=float(chance.mINP),
     )
     return row
 
@@ -423,8 +430,10 @@ def evaluate_sysu_mm01(
         for t in range(n_trials):
             g_rows = _pick_gallery(gallery, t)
             d = dist[np.ix_(q_sel, rgb_col[g_rows])]
-            res = rank_metrics(d, pids[q_rows], pids[g_rows], cams[q_rows], cams[g_rows], protocol=SYSU_MM01, max_rank=max_rank)
-            rows.append(metrics_row(res, dataset_format=SYSU_MM01, protocol=protocol, mode=mode, gallery_trial=t, n_gallery=len(g_rows)))
+            split = (pids[q_rows], pids[g_rows], cams[q_rows], cams[g_rows])
+            res = rank_metrics(d, *split, protocol=SYSU_MM01, max_rank=max_rank)
+            chance = chance_metrics(*split, protocol=SYSU_MM01)
+            rows.append(metrics_row(res, chance, dataset_format=SYSU_MM01, protocol=protocol, mode=mode, gallery_trial=t, n_gallery=len(g_rows)))
     return rows
 
 
@@ -465,8 +474,9 @@ def evaluate_regdb(
             raise ValueError(f"RegDB {direction}: no {'query' if len(q) == 0 else 'gallery'} image (modality codes {sorted(set(modalities.tolist()))})")
         d = euclidean_distances(features[q], features[g])
         # RegDB has one camera per modality; cameras only matter to the SYSU-MM01 rule.
-        res = rank_metrics(d, pids[q], pids[g], np.zeros(len(q)), np.ones(len(g)), protocol=REGDB, max_rank=max_rank)
-        rows.append(metrics_row(res, dataset_format=REGDB, protocol=f"regdb {direction}", mode=direction, gallery_trial=0, n_gallery=len(g)))
+        split = (pids[q], pids[g], np.zeros(len(q)), np.ones(len(g)))
+        res = rank_metrics(d, *split, protocol=REGDB, max_rank=max_rank)
+        rows.append(metrics_row(res, chance_metrics(*split, protocol=REGDB), dataset_format=REGDB, protocol=f"regdb {direction}", mode=direction, gallery_trial=0, n_gallery=len(g)))
     return rows
 
 

@@ -7,6 +7,12 @@ SYSU-MM01 all-search single-shot; every other protocol gets a table of its own. 
 table, a section "Reported in the papers" lists published numbers with their sources
 (:mod:`rgbir_reid.reporting.published`).
 
+Each table ends with a row per dataset, "chance (random ranking)": the r=1 and mAP a uniformly
+random ranking is expected to reach on the same galleries (the rows' ``chance_rank1`` /
+``chance_mAP``, see :func:`rgbir_reid.evaluation.metrics.chance_metrics`), mean over the trials
+and gallery trials evaluated (each counted once, whatever the number of methods). Rows without
+those keys (older metrics files) leave the cells "–"; r=10 and r=20 have no chance cell.
+
 Std is the sample standard deviation (ddof=1); a cell from a single trial shows the mean only.
 """
 
@@ -27,6 +33,8 @@ TABLE_METRICS = (("rank1", "r=1"), ("rank10", "r=10"), ("rank20", "r=20"), ("mAP
 DATASET_LABELS = {"regdb": "RegDB", "sysu_mm01": "SYSU-MM01"}
 MISSING = "–"
 REQUIRED_KEYS = ("dataset_format", "protocol", *METRICS[:4])
+CHANCE_KEYS = {"rank1": "chance_rank1", "mAP": "chance_mAP"}  # table metric -> key of its chance level
+CHANCE_LABEL = "chance (random ranking)"
 
 
 def row_dataset(row: dict) -> str:
@@ -116,6 +124,21 @@ def summarise(rows: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+def _chance_levels(rows: Sequence[dict], scale: float = 1.0) -> dict[tuple[str, str, str], dict[str, float | None]]:
+    """``{(dataset, format, protocol): {table metric: mean chance level or None}}`` for the
+    metrics of :data:`CHANCE_KEYS`, in order of first appearance. A (trial, gallery trial) counts
+    once: every method of a dataset is evaluated on the same galleries."""
+    seen: dict[tuple[str, str, str], dict[str, dict[tuple, float]]] = {}
+    for row in rows:
+        per_metric = seen.setdefault((row_dataset(row), row["dataset_format"], row["protocol"]), {m: {} for m in CHANCE_KEYS})
+        for metric, key in CHANCE_KEYS.items():
+            if row.get(key) is not None:
+                per_metric[metric].setdefault((row.get("trial"), row.get("gallery_trial")), scale * float(row[key]))
+    return {
+        key: {m: (float(np.mean(list(v.values()))) if v else None) for m, v in per_metric.items()} for key, per_metric in seen.items()
+    }
+
+
 @dataclass(frozen=True)
 class _Group:
     label: str  # column-group title, e.g. "RegDB"
@@ -164,6 +187,7 @@ def _cell(mean: float | None, std: float | None) -> str:
 
 
 _Body = list[tuple[str, list[tuple[float | None, float | None]]]]
+_ChanceBody = list[tuple[str, list[float | None]]]
 _PublishedBody = list[tuple[str, str, list[float | None]]]
 
 
@@ -183,6 +207,33 @@ def _table_body(table: _Table, summaries: Sequence[_Summary]) -> _Body:
             cells += [(None, None) if summary is None else summary.stats[key] for key, _ in TABLE_METRICS]
         body.append((method, cells))
     return body
+
+
+def _chance_body(table: _Table, chance: dict[tuple[str, str, str], dict[str, float | None]]) -> _ChanceBody:
+    """[(chance-row label, [chance % or None per group x metric])], one row per dataset of ``table``."""
+    wanted = {g.protocol for g in table.groups}
+    by_label: dict[str, dict[str, dict[str, float | None]]] = {}
+    for (dataset, fmt, protocol), levels in chance.items():
+        if protocol in wanted:
+            label = row_method({"dataset": dataset, "dataset_format": fmt, "method": CHANCE_LABEL})
+            by_label.setdefault(label, {})[protocol] = levels
+    body = []
+    for label, per_protocol in by_label.items():
+        values: list[float | None] = []
+        for group in table.groups:
+            levels = per_protocol.get(group.protocol, {})
+            values += [levels.get(key) for key, _ in TABLE_METRICS]
+        body.append((label, values))
+    return body
+
+
+def _chance_cells(values: Sequence[float | None]) -> list[str]:
+    """Cell texts of a chance row: empty where the metric has no chance level, – where it is unknown."""
+    cells = []
+    for i, value in enumerate(values):
+        key = TABLE_METRICS[i % len(TABLE_METRICS)][0]
+        cells.append("" if key not in CHANCE_KEYS else MISSING if value is None else f"{value:.2f}")
+    return cells
 
 
 def _published_body(table: _Table, published: Sequence[PublishedResult]) -> _PublishedBody:
@@ -225,18 +276,25 @@ def markdown_table(header: Sequence[str], body: Iterable[Sequence[str]], align: 
 
 
 # A planned table with its bodies, computed once for the three output formats.
-_Filled = list[tuple[_Table, _Body, _PublishedBody]]
+_Filled = list[tuple[_Table, _Body, _ChanceBody, _PublishedBody]]
+
+CHANCE_NOTE = (
+    f"Row \"{CHANCE_LABEL}\": the r=1 and mAP expected from ranking each query's gallery at random, "
+    "from its composition (m true matches among n images: r=1 = m/n, "
+    "AP = (H_n + (m-1)/(n-1) (n - H_n))/n, H_n the n-th harmonic number), mean over queries and trials."
+)
 
 
 def _markdown(filled: _Filled) -> str:
-    lines = ["# Results", "", "Rank-k (r=k) and mAP in %, mean ± std over trials. Protocol named above each table.", ""]
+    lines = ["# Results", "", "Rank-k (r=k) and mAP in %, mean ± std over trials. Protocol named above each table.", "", CHANCE_NOTE, ""]
     cited: list[str] = []
-    for table, body, published_body in filled:
+    for table, body, chance_body, published_body in filled:
         lines += [f"## {table.title}", ""]
         lines.append("Protocols: " + "; ".join(f"{g.label}: `{g.protocol}`" for g in table.groups))
         lines.append("")
         heads = _headers(table)
         cells = [[method, *(_cell(m, s) for m, s in stats)] for method, stats in body]
+        cells += [[label, *_chance_cells(values)] for label, values in chance_body]
         lines += markdown_table(["Method", *heads], cells or [["(no results)", *[MISSING] * len(heads)]], "l" + "r" * len(heads))
         lines.append("")
         if table.with_published and published_body:
@@ -267,10 +325,11 @@ def _tex_escape(text: str) -> str:
 
 
 def _latex(filled: _Filled) -> str:
-    out = ["% Generated by rgbir_reid.reporting.tables.write_tables; rank-k and mAP in %."]
-    for table, body, published_body in filled:
+    out = ["% Generated by rgbir_reid.reporting.tables.write_tables; rank-k and mAP in %.", "% " + CHANCE_NOTE]
+    for table, body, chance_body, published_body in filled:
         n_cols = len(table.groups) * len(TABLE_METRICS)
-        out += [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_escape(table.title)}}}", r"\begin{tabular}{l" + "r" * n_cols + "}", r"\hline"]
+        caption = table.title + ("; last rows: chance level (r=1 and mAP expected from a random ranking)" if chance_body else "")
+        out += [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_escape(caption)}}}", r"\begin{tabular}{l" + "r" * n_cols + "}", r"\hline"]
         out.append("Method & " + " & ".join(f"\\multicolumn{{{len(TABLE_METRICS)}}}{{c}}{{{_tex_escape(g.label)}}}" for g in table.groups) + r" \\")
         out.append(" & " + " & ".join(name for _ in table.groups for _, name in TABLE_METRICS) + r" \\")
         out.append(r"\hline")
@@ -278,6 +337,10 @@ def _latex(filled: _Filled) -> str:
             out.append("(no results) & " + " & ".join(["--"] * n_cols) + r" \\")
         for method, cells in body:
             out.append(_tex_escape(method) + " & " + " & ".join(_tex_escape(_cell(m, s)) for m, s in cells) + r" \\")
+        if chance_body:
+            out.append(r"\hline")
+        for label, values in chance_body:
+            out.append(_tex_escape(label) + " & " + " & ".join(_tex_escape(c) for c in _chance_cells(values)) + r" \\")
         if table.with_published and published_body:
             out += [r"\hline", f"\\multicolumn{{{n_cols + 1}}}{{l}}{{\\emph{{Reported in the papers}}}} \\\\", r"\hline"]
             for method, src, values in published_body:
@@ -289,13 +352,19 @@ def _latex(filled: _Filled) -> str:
 
 def _csv_frame(filled: _Filled) -> pd.DataFrame:
     records = []
-    for table, body, published_body in filled:
+    for table, body, chance_body, published_body in filled:
         heads = _headers(table)
         for method, cells in body:
             rec = {"table": table.title, "section": "this run", "method": method, "source": ""}
             for head, (mean, std) in zip(heads, cells):
                 rec[f"{head} mean"] = mean
                 rec[f"{head} std"] = std
+            records.append(rec)
+        for label, values in chance_body:
+            rec = {"table": table.title, "section": "chance level", "method": label, "source": ""}
+            for head, value in zip(heads, values):
+                rec[f"{head} mean"] = value
+                rec[f"{head} std"] = None
             records.append(rec)
         if table.with_published:
             for method, src, values in published_body:
@@ -322,14 +391,16 @@ def write_tables(
 
     Returns:
         ``{"md": path, "csv": path, "tex": path}``. CSV columns: ``table, section, method,
-        source`` then ``"<Dataset> <metric> mean"`` / ``"... std"`` in percent (empty = missing).
+        source`` then ``"<Dataset> <metric> mean"`` / ``"... std"`` in percent (empty = missing);
+        ``section`` is "this run", "chance level" or "reported in the papers".
 
     Raises:
         ValueError: a row lacks a required key.
     """
     rows = list(rows)
     summaries = _summaries(rows, scale=100.0)  # percent
-    filled = [(t, _table_body(t, summaries), _published_body(t, published)) for t in _plan_tables(rows)]
+    chance = _chance_levels(rows, scale=100.0)
+    filled = [(t, _table_body(t, summaries), _chance_body(t, chance), _published_body(t, published)) for t in _plan_tables(rows)]
     out_dir = Path(out_dir)
     paths = {"md": out_dir / "table.md", "csv": out_dir / "table.csv", "tex": out_dir / "table.tex"}
     with atomic_output(paths["md"]) as tmp:
