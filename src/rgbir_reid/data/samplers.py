@@ -2,8 +2,10 @@
 
 Every batch holds ``P`` identities and, for each, ``K`` visible and ``K`` thermal images, so
 that the cross-modality top-ranking loss (CE²L) has positives and negatives of the other
-modality for every anchor. The sampler yields lists of dataset positions and is meant as a
-``DataLoader(batch_sampler=...)``.
+modality for every anchor. When the training rows include modality-converted images (CE²L),
+the ``K`` images per modality are real ones and ``K_c`` converted images per modality come
+in addition, so converted images never crowd real ones out of a batch. The sampler yields
+lists of dataset positions and is meant as a ``DataLoader(batch_sampler=...)``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
 
 
 class CrossModalityIdentitySampler:
-    """Batches of ``P`` identities x (``K`` visible + ``K`` thermal) images, seeded per epoch.
+    """Batches of ``P`` identities x (``K`` visible + ``K`` thermal [+ ``K_c`` converted of each]) images, seeded per epoch.
 
     Args:
         pids: identity of each dataset position, int ``[N]`` (position ``i`` is what
@@ -27,17 +29,27 @@ class CrossModalityIdentitySampler:
         num_instances: ``K``, images per identity *and* modality (a batch has ``2 P K`` images).
         seed: base seed; epoch ``e`` draws from ``np.random.default_rng([seed, e])``, so the
             batches of an epoch do not depend on what earlier epochs drew (exact resume).
-        batches_per_epoch: batches per epoch; ``None`` gives ``ceil(N / (2 P K))`` so one
-            epoch shows about as many images as there are positions.
+        batches_per_epoch: batches per epoch; ``None`` gives ``ceil(N / (2 P (K + K_c)))`` so
+            one epoch shows about as many images as there are positions.
+        converted: bool ``[N]``, marks modality-converted positions (``None``: all real).
+        num_converted_instances: ``K_c``, converted images per identity and modality, drawn
+            in addition to the ``K`` real ones (only when ``converted`` marks any position).
 
-    Identities lacking one modality cannot form cross-modality pairs and are left out
-    (``skipped_identities`` lists them). Images are drawn without replacement within an
-    identity's modality when it has at least ``K`` of them, with replacement otherwise.
-    Identities are visited in a fresh random order, ``P`` distinct ones per batch.
+    Per identity and modality, the ``K`` images come from its real positions and the ``K_c``
+    from its converted ones; when one kind is missing (an identity seen by no infrared
+    camera has only converted thermal images), the other kind of the same modality stands
+    in. A batch therefore holds ``2 P (K + K_c)`` images when converted positions exist and
+    ``2 P K`` otherwise, in the order identity by identity: real visible, real thermal,
+    converted visible, converted thermal.
+
+    Identities lacking one modality (of either kind) cannot form cross-modality pairs and are
+    left out (``skipped_identities`` lists them). Images are drawn without replacement within
+    a pool when it has enough of them, with replacement otherwise. Identities are visited in
+    a fresh random order, ``P`` distinct ones per batch.
 
     Raises:
-        ValueError: if the arrays differ in length, ``P`` or ``K`` is < 1, or fewer than ``P``
-            identities have both modalities.
+        ValueError: if the arrays differ in length, ``P`` or ``K`` is < 1, ``K_c`` < 0, or
+            fewer than ``P`` identities have both modalities.
     """
 
     def __init__(
@@ -49,25 +61,43 @@ class CrossModalityIdentitySampler:
         num_instances: int,
         seed: int,
         batches_per_epoch: int | None = None,
+        converted: Sequence[bool] | np.ndarray | None = None,
+        num_converted_instances: int = 0,
     ) -> None:
         pids = np.asarray(pids, dtype=np.int64)
         modalities = np.asarray(modalities, dtype=np.int64)
-        if pids.shape != modalities.shape or pids.ndim != 1:
-            raise ValueError(f"pids {pids.shape} and modalities {modalities.shape} must be 1-D of equal length")
-        if num_identities < 1 or num_instances < 1:
-            raise ValueError(f"num_identities and num_instances must be >= 1, got {num_identities}, {num_instances}")
+        converted = np.zeros(len(pids), dtype=bool) if converted is None else np.asarray(converted, dtype=bool)
+        if pids.shape != modalities.shape or pids.shape != converted.shape or pids.ndim != 1:
+            raise ValueError(
+                f"pids {pids.shape}, modalities {modalities.shape} and converted {converted.shape} "
+                "must be 1-D of equal length"
+            )
+        if num_identities < 1 or num_instances < 1 or num_converted_instances < 0:
+            raise ValueError(
+                "num_identities and num_instances must be >= 1 and num_converted_instances >= 0, got "
+                f"{num_identities}, {num_instances}, {num_converted_instances}"
+            )
         self.num_identities = int(num_identities)
         self.num_instances = int(num_instances)
+        self.num_converted_instances = int(num_converted_instances) if converted.any() else 0
         self.seed = int(seed)
         self.epoch = 0
-        v, t = MODALITY_CODE[VISIBLE], MODALITY_CODE[THERMAL]
-        self.pools: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Draws per identity, in batch order: (modality, prefer converted, count).
+        self._draws = [(m, False, self.num_instances) for m in (VISIBLE, THERMAL)]
+        if self.num_converted_instances:
+            self._draws += [(m, True, self.num_converted_instances) for m in (VISIBLE, THERMAL)]
+        self.pools: dict[int, dict[tuple[str, bool], np.ndarray]] = {}
         self.skipped_identities: list[int] = []
         for pid in np.unique(pids):
-            rows_v = np.flatnonzero((pids == pid) & (modalities == v))
-            rows_t = np.flatnonzero((pids == pid) & (modalities == t))
-            if len(rows_v) and len(rows_t):
-                self.pools[int(pid)] = (rows_v, rows_t)
+            pool = {}
+            for m in (VISIBLE, THERMAL):
+                of_m = (pids == pid) & (modalities == MODALITY_CODE[m])
+                real, conv = np.flatnonzero(of_m & ~converted), np.flatnonzero(of_m & converted)
+                # A missing kind is stood in for by the other kind of the same modality.
+                pool[m, False] = real if len(real) else conv
+                pool[m, True] = conv if len(conv) else real
+            if all(len(rows) for rows in pool.values()):
+                self.pools[int(pid)] = pool
             else:
                 self.skipped_identities.append(int(pid))
         if len(self.pools) < self.num_identities:
@@ -76,10 +106,15 @@ class CrossModalityIdentitySampler:
                 f"fewer than num_identities={self.num_identities} per batch"
             )
         self.identities = np.array(sorted(self.pools), dtype=np.int64)
-        batch = 2 * self.num_identities * self.num_instances
+        batch = self.batch_size
         self.batches_per_epoch = (
             int(batches_per_epoch) if batches_per_epoch is not None else max(1, math.ceil(len(pids) / batch))
         )
+
+    @property
+    def batch_size(self) -> int:
+        """Images per batch: ``2 P (K + K_c)`` (``K_c`` = 0 without converted positions)."""
+        return 2 * self.num_identities * (self.num_instances + self.num_converted_instances)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose batches the next ``iter()`` yields (0-based)."""
@@ -88,8 +123,9 @@ class CrossModalityIdentitySampler:
     def __len__(self) -> int:
         return self.batches_per_epoch
 
-    def _draw(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
-        return rng.choice(rows, size=self.num_instances, replace=len(rows) < self.num_instances)
+    @staticmethod
+    def _draw(rng: np.random.Generator, rows: np.ndarray, count: int) -> np.ndarray:
+        return rng.choice(rows, size=count, replace=len(rows) < count)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -105,7 +141,6 @@ class CrossModalityIdentitySampler:
                     chosen.append(pid)
             batch: list[int] = []
             for pid in chosen:
-                rows_v, rows_t = self.pools[pid]
-                batch.extend(self._draw(rng, rows_v).tolist())
-                batch.extend(self._draw(rng, rows_t).tolist())
+                for modality, prefer_converted, count in self._draws:
+                    batch.extend(self._draw(rng, self.pools[pid][modality, prefer_converted], count).tolist())
             yield batch

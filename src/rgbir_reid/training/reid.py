@@ -82,10 +82,20 @@ class ReidSettings:
         image_size: ``[h, w]`` resize (paper 256x256). crop_size: ``[h, w]`` random crop
             (paper 227x227), also the test-time size. crop_padding: zero padding before the
             crop (0 = none). Random horizontal flip and ImageNet normalisation always apply.
+        random_grayscale: probability that a training image is turned grey (luminance in
+            all three channels) before normalisation; 0 = off (CE²L and BDTR use none). Infrared
+            images are grey already (they move by at most one grey level), so in effect only visible
+            (and IR->RGB converted) images change: the
+            network cannot lean on colour, which infrared lacks (the random-grayscale
+            augmentation of later visible-infrared work, e.g. Ye et al., ICCV 2021).
     Data:
         train_sets: cache sets trained on (see module docstring).
         lsr_sets: sets whose identity targets are label-smoothed (paper: the converted ones).
-        num_identities ``P`` x num_instances ``K`` (per modality): batch of ``2 P K`` images.
+        num_identities ``P`` x num_instances ``K`` real images per modality, plus
+            num_converted_instances ``K_c`` converted images per modality when ``train_sets``
+            holds converted sets (``None``: ``K_c = K``); a batch holds ``2 P (K + K_c)``
+            images, ``2 P K`` without converted sets. Real images are never crowded out by
+            converted ones (see :class:`~rgbir_reid.data.samplers.CrossModalityIdentitySampler`).
         batches_per_epoch: ``None`` = about one pass over the training rows.
     Losses:
         weight_cross / weight_intra / weight_id: weights of ``l_cross``, ``l_intra``, ``l_id``.
@@ -113,10 +123,12 @@ class ReidSettings:
     image_size: tuple[int, int] = (256, 256)
     crop_size: tuple[int, int] = (227, 227)
     crop_padding: int = 0
+    random_grayscale: float = 0.0
     train_sets: tuple[str, ...] = ("real_visible", "real_thermal", "converted_thermal", "converted_visible")
     lsr_sets: tuple[str, ...] = CONVERTED_SETS
     num_identities: int = 8
     num_instances: int = 4
+    num_converted_instances: int | None = None
     batches_per_epoch: int | None = None
     weight_cross: float = 1.0
     weight_intra: float = 1.0
@@ -166,11 +178,14 @@ class ReidSettings:
             raise bad("amp", f"one of {AMP_MODES}")
         if self.loss_reduction not in REDUCTIONS:
             raise bad("loss_reduction", f"one of {REDUCTIONS}")
-        if not 0.0 <= self.lsr_epsilon <= 1.0:
-            raise bad("lsr_epsilon", "a value in [0, 1]")
+        for key in ("lsr_epsilon", "random_grayscale"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise bad(key, "a value in [0, 1]")
         for key in ("epochs", "num_identities", "num_instances", "embedding_dim"):
             if getattr(self, key) < 1:
                 raise bad(key, "an integer >= 1")
+        if self.num_converted_instances is not None and self.num_converted_instances < 0:
+            raise bad("num_converted_instances", "null or an integer >= 0")
         if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
             raise bad("batches_per_epoch", "null or an integer >= 1")
         for key in ("lr", "margin_cross", "margin_intra", "weight_cross", "weight_intra", "weight_id", "weight_decay"):
@@ -215,15 +230,15 @@ def set_of_rows(kind: np.ndarray, modality: np.ndarray) -> np.ndarray:
 
 
 def train_transform(settings: ReidSettings) -> v2.Compose:
-    """uint8 ``[H, W, 3]`` -> float ``[3, h, w]``: resize, (pad,) random crop, random flip, ImageNet normalise."""
+    """uint8 ``[H, W, 3]`` -> float ``[3, h, w]``: resize, (pad,) random crop, random flip,
+    (random grayscale,) ImageNet normalise."""
     steps: list = [v2.ToImage(), v2.Resize(list(settings.image_size), antialias=True)]
     if settings.crop_padding:
         steps.append(v2.Pad(settings.crop_padding))
-    steps += [
-        v2.RandomCrop(list(settings.crop_size)),
-        v2.RandomHorizontalFlip(),
-        imagenet_normalization(),
-    ]
+    steps += [v2.RandomCrop(list(settings.crop_size)), v2.RandomHorizontalFlip()]
+    if settings.random_grayscale:
+        steps.append(v2.RandomGrayscale(settings.random_grayscale))
+    steps.append(imagenet_normalization())
     return v2.Compose(steps)
 
 
@@ -483,6 +498,10 @@ def train_reid(
             num_instances=settings.num_instances,
             seed=seed,
             batches_per_epoch=settings.batches_per_epoch,
+            converted=meta["kind"][rows] == KIND_CONVERTED,
+            num_converted_instances=(
+                settings.num_instances if settings.num_converted_instances is None else settings.num_converted_instances
+            ),
         )
     except ValueError as e:
         raise ValueError(f"cache {cache_path}, train_sets {list(settings.train_sets)}: {e}") from e
@@ -535,7 +554,7 @@ def train_reid(
         log.info(
             "training %s on %d images (%s), %d identities, %d batches of %d per epoch, device %s",
             settings.architecture, len(rows), ", ".join(settings.train_sets), len(pids),
-            len(sampler), 2 * settings.num_identities * settings.num_instances, device,
+            len(sampler), sampler.batch_size, device,
         )
         weights = {"cross": settings.weight_cross, "intra": settings.weight_intra, "id": settings.weight_id}
         for epoch in range(start_epoch, settings.epochs):
