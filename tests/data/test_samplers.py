@@ -65,3 +65,37 @@ def test_default_epoch_length_and_errors():
         CrossModalityIdentitySampler(PIDS, MODS, num_identities=5, num_instances=2, seed=0)
     with pytest.raises(ValueError, match="equal length"):
         CrossModalityIdentitySampler(PIDS[:-1], MODS, num_identities=2, num_instances=2, seed=0)
+
+
+# Rows 0-11: id 1 and id 2, real and converted of each modality; id 3 has no real thermal row.
+C_PIDS = np.array([1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3])
+C_MODS = np.array([0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1])
+C_CONV = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 1], dtype=bool)
+
+
+def test_real_images_drawn_first_and_converted_ones_on_top():
+    s = CrossModalityIdentitySampler(
+        C_PIDS, C_MODS, num_identities=3, num_instances=2, seed=0, batches_per_epoch=4,
+        converted=C_CONV, num_converted_instances=1,
+    )
+    assert s.batch_size == 2 * 3 * (2 + 1)
+    for batch in s:
+        assert len(batch) == s.batch_size
+        for j, pid in enumerate(dict.fromkeys(C_PIDS[batch].tolist())):
+            block = batch[j * 6:(j + 1) * 6]  # real visible x2, real thermal x2, converted visible, converted thermal
+            assert set(C_PIDS[block]) == {pid}
+            assert C_MODS[block].tolist() == [0, 0, 1, 1, 0, 1]
+            if pid != 3:
+                assert C_CONV[block].tolist() == [False, False, False, False, True, True]
+            else:
+                # no real thermal row: the converted one (row 14) stands in for both real
+                # thermal slots
+                assert C_CONV[block].tolist() == [False, False, True, True, True, True]
+
+
+def test_without_converted_rows_the_batches_are_unchanged():
+    plain = list(make())
+    marked = list(make(converted=np.zeros(len(PIDS), dtype=bool), num_converted_instances=3))
+    assert plain == marked
+    with pytest.raises(ValueError, match="num_converted_instances >= 0"):
+        make(num_converted_instances=-1)

@@ -3,15 +3,18 @@
 The one test of the suite that trains long enough to learn (about a minute on 2 CPU cores). It
 goes through the library the way the workflow does — generate the demo, index it, split the
 trial, cache the training images, ``train_reid``, ``extract_features``, ``evaluate_features`` —
-and asserts all-search single-shot rank-1 of at least five times the chance level of that
-gallery on identities never seen in training. Breaking training (labels shuffled against
-images, thermal images sent through the visible stream, the ranking loss's sign flipped, a
-sampler that never pairs the two modalities of an identity) brings rank-1 down to about
-chance; README, "Does the demo learn?", lists what was tried.
+and asserts all-search single-shot rank-1 of at least six times the chance level of that
+gallery on identities never seen in training (measured: about 7.5x). Breaking training brings
+rank-1 down: images shuffled against labels, thermal images sent through the visible stream or
+the ranking loss's sign flipped to about chance, a sampler that never pairs the two
+modalities of an identity to about 5x chance (the identity loss alone still aligns some of
+the modalities) — hence six, not five, times chance. README, "Does the demo learn?", lists
+what was tried.
 """
 
 import logging
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,8 +26,6 @@ from rgbir_reid.data.splits import index_dataset, make_trial_split
 from rgbir_reid.evaluation.protocols import EvaluationSettings, evaluate_features
 from rgbir_reid.features import extract_features
 from rgbir_reid.training.reid import ReidSettings, train_reid
-
-import h5py
 
 # Identities: many for training (what lets features generalise), as many for the test
 # gallery as the default demo has.
@@ -89,12 +90,12 @@ def test_test_identities_are_never_trained_on(learned):
     assert len(learned["test_ids"]) == N_TEST_IDS
 
 
-def test_rank1_on_held_out_identities_is_five_times_chance(learned):
+def test_rank1_on_held_out_identities_is_six_times_chance(learned):
     rank1 = np.mean([r["rank1"] for r in learned["rows"]])
     chance = np.mean([r["chance_rank1"] for r in learned["rows"]])
     assert 0.02 < chance < 0.05  # 32 gallery identities, about one in 32 by luck
     print(f"held-out rank-1 {rank1:.3f}, chance {chance:.3f}, mAP {np.mean([r['mAP'] for r in learned['rows']]):.3f}")
-    assert rank1 >= 5 * chance, f"rank-1 {rank1:.3f} is below five times chance ({chance:.3f})"
+    assert rank1 >= 6 * chance, f"rank-1 {rank1:.3f} is below six times chance ({chance:.3f})"
 
 
 def test_training_losses_fall(learned):

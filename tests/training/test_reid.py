@@ -22,6 +22,7 @@ from rgbir_reid.training.reid import (
     set_of_rows,
     settings_for_method,
     train_reid,
+    train_transform,
 )
 
 
@@ -201,6 +202,31 @@ def test_settings_validation_and_from_dict():
         ReidSettings(architecture="vgg")
     with pytest.raises(ValueError, match="crop_size"):
         ReidSettings(image_size=(100, 100), crop_size=(227, 227))
+    for key in ("random_grayscale", "num_converted_instances"):
+        with pytest.raises(ValueError, match=key):
+            ReidSettings(**{key: -1})
+
+
+def test_random_grayscale_turns_visible_images_grey_and_keeps_infrared_ones():
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (32, 16, 3), dtype=np.uint8)
+    grey = np.repeat(rng.integers(0, 256, (32, 16, 1), dtype=np.uint8), 3, axis=2)  # infrared: R = G = B
+    settings = replace(TINY, crop_padding=0, random_grayscale=1.0)
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+
+    def pixels(x):  # back to [0, 255] per channel; flips do not matter for these checks
+        return (train_transform(settings)(x) * std + mean) * 255
+
+    out = pixels(colour)
+    assert torch.allclose(out[0], out[1], atol=1e-3) and torch.allclose(out[1], out[2], atol=1e-3)
+    luminance = colour @ np.array([0.299, 0.587, 0.114])
+    assert abs(float(out[0].mean()) - luminance.mean()) < 1.0
+    out_ir = pixels(grey)
+    ref = torch.from_numpy(grey[..., 0]).float()
+    assert min((out_ir[0] - ref).abs().max(), (out_ir[0] - ref.flip(1)).abs().max()) <= 1.0 + 1e-3
+    off = train_transform(replace(settings, random_grayscale=0.0))(colour)
+    assert not torch.allclose(off[0], off[1])
 
 
 def test_empty_selection_names_the_cache(tmp_path):
