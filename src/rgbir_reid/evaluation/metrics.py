@@ -83,6 +83,15 @@ def _as_int_vector(x: np.ndarray, name: str, length: int | None) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
+def _camera_rule(q_cams: np.ndarray, g_cams: np.ndarray, protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(removed [G], q_removal [Q])``: gallery entries the SYSU-MM01 rule takes out of a
+    camera-3 query's list, and the queries that lose them (all False for RegDB)."""
+    sysu = protocol == SYSU_MM01
+    removed = (g_cams == SYSU_SAME_ROOM_GALLERY_CAMERA) if sysu else np.zeros(len(g_cams), dtype=bool)
+    q_removal = (q_cams == SYSU_SAME_ROOM_QUERY_CAMERA) & bool(removed.any())
+    return removed, q_removal
+
+
 def rank_metrics(
     distmat: np.ndarray,
     q_pids: np.ndarray,
@@ -139,8 +148,7 @@ def rank_metrics(
 
     distmat = _key_float(distmat)
     dedup = protocol == SYSU_MM01
-    removed = (g_cams == SYSU_SAME_ROOM_GALLERY_CAMERA) if dedup else np.zeros(n_g, dtype=bool)
-    q_removal = (q_cams == SYSU_SAME_ROOM_QUERY_CAMERA) & bool(removed.any()) & dedup
+    removed, q_removal = _camera_rule(q_cams, g_cams, protocol)
     # Removing gallery entries from a query's list is the same as ranking it against the
     # sub-gallery of kept columns (kept in gallery order, so ties still follow gallery order):
     # queries are split into those that see the whole gallery and those that see the
@@ -258,8 +266,7 @@ def chance_metrics(
     q_cams = _as_int_vector(q_cams, "q_cams", len(q_pids))
     g_pids = _as_int_vector(g_pids, "g_pids", None)
     g_cams = _as_int_vector(g_cams, "g_cams", len(g_pids))
-    removed = (g_cams == SYSU_SAME_ROOM_GALLERY_CAMERA) if protocol == SYSU_MM01 else np.zeros(len(g_pids), dtype=bool)
-    q_removal = (q_cams == SYSU_SAME_ROOM_QUERY_CAMERA) & (protocol == SYSU_MM01)
+    removed, q_removal = _camera_rule(q_cams, g_cams, protocol)
     m = np.zeros(len(q_pids), dtype=np.int64)
     n = np.zeros(len(q_pids), dtype=np.int64)
     for sees_removed, kept in ((False, np.ones(len(g_pids), dtype=bool)), (True, ~removed)):
