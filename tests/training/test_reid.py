@@ -13,6 +13,7 @@ import torch
 from rgbir_reid.data.cache import write_cache
 from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.features import extract_features
+from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD
 from rgbir_reid.training.reid import (
     REAL_SETS,
     ReidSettings,
@@ -212,8 +213,8 @@ def test_random_grayscale_turns_visible_images_grey_and_keeps_infrared_ones():
     colour = rng.integers(0, 256, (32, 16, 3), dtype=np.uint8)
     grey = np.repeat(rng.integers(0, 256, (32, 16, 1), dtype=np.uint8), 3, axis=2)  # infrared: R = G = B
     settings = replace(TINY, crop_padding=0, random_grayscale=1.0)
-    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
-    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
 
     def pixels(x):  # back to [0, 255] per channel; flips do not matter for these checks
         return (train_transform(settings)(x) * std + mean) * 255
