@@ -26,22 +26,21 @@ import torch
 import torch.nn.functional as F
 
 from rgbir_reid.data.records import MODALITY_CODE, ImageRecord
-from rgbir_reid.data.transforms import load_image
+from rgbir_reid.data.transforms import load_image, normalize
 from rgbir_reid.device import resolve_device
 from rgbir_reid.io import atomic_output, sha256_file
-from rgbir_reid.models.reid import ReidNet, imagenet_normalization
+from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReidNet
 from rgbir_reid.training.reid import load_reid_model
 
 
-_NORMALIZE = imagenet_normalization()
 
 
 def imagenet_normalize(images: np.ndarray) -> torch.Tensor:
     """uint8 ``[N, H, W, 3]`` -> float32 ``[N, 3, H, W]``, ``(x / 255 - mean) / std`` (ImageNet statistics).
 
-    The same steps as the end of the training transform (:func:`imagenet_normalization`).
+    The same arithmetic as the end of the training augmentation (:func:`rgbir_reid.data.transforms.normalize`).
     """
-    return _NORMALIZE(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
+    return normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), IMAGENET_MEAN, IMAGENET_STD)
 
 
 @torch.no_grad()

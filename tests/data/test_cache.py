@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from rgbir_reid.data.cache import KIND_CONVERTED, KIND_REAL, CacheDataset, cache_is_current, read_cache_attrs, write_cache
+from rgbir_reid.data.cache import KIND_CONVERTED, KIND_REAL, CacheBatchDataset, CacheDataset, cache_is_current, read_cache_attrs, write_cache
 from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE, ImageRecord
 from rgbir_reid.data.transforms import load_image
 from rgbir_reid.io import sha256_file
@@ -117,3 +117,16 @@ def test_killed_write_leaves_no_file_at_output(shared_data, tmp_path):
     write_cache(out, records[:4], SIZE, converters={"rgb2ir": np.copy, "ir2rgb": np.copy}, batch_size=2)
     assert len(CacheDataset(out)) == 8
     assert sorted(p.name for p in tmp_path.glob("cache.tmp-*.h5")) == ["cache.tmp-notes.h5"]
+
+
+def test_batch_dataset_reads_the_rows_asked_for_in_order_with_repeats(shared_data, tmp_path):
+    out = write_cache(tmp_path / "c.h5", _sysu_records(shared_data)[:8], (32, 16))
+    single, batched = CacheDataset(out), CacheBatchDataset(out, indices=[7, 5, 3, 1])
+    batch = batched[[3, 0, 0, 2]]  # positions into indices -> rows 1, 7, 7, 3
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (4, 3, 32, 16)
+    assert batch["index"].tolist() == [1, 7, 7, 3]
+    for i, row in enumerate([1, 7, 7, 3]):
+        ref = single[row]
+        assert torch.equal(batch["image"][i], ref["image"])
+        for key in ("pid", "camera", "modality", "kind"):
+            assert int(batch[key][i]) == ref[key]

@@ -223,3 +223,38 @@ class CacheDataset(Dataset):
         state = self.__dict__.copy()
         state["_file"], state["_images_dataset"], state["_pid_of_handle"] = None, None, -1
         return state
+
+
+class CacheBatchDataset(CacheDataset):
+    """A cache read a batch at a time: ``dataset[[r0, r1, ...]]`` is one whole batch.
+
+    Meant as ``DataLoader(dataset, sampler=batch_sampler, batch_size=None)``, where each item
+    the sampler yields is a list of dataset positions (as
+    :class:`~rgbir_reid.data.samplers.CrossModalityIdentitySampler` yields). The pixels stay
+    uint8 and untransformed, so augmentation can run on the whole batch on the training
+    device (:class:`rgbir_reid.data.transforms.BatchAugmentation`); rows are read one by one
+    (h5py's fancy indexing over a chunk-per-image file is much slower), and may repeat.
+
+    Args:
+        path: cache file written by :func:`write_cache`.
+        indices: optional subset of rows; positions index into it. Default all rows.
+
+    Items are dicts of tensors over the ``B`` positions asked for: ``"image"`` uint8
+    ``[B, 3, H, W]``, ``"pid"``, ``"camera"``, ``"modality"``, ``"kind"``, ``"index"`` (the
+    row in the file), each int64 ``[B]``.
+    """
+
+    def __init__(self, path: str | Path, indices: Sequence[int] | np.ndarray | None = None) -> None:
+        super().__init__(path, indices)
+
+    def __getitem__(self, positions: Sequence[int]) -> dict:  # type: ignore[override]
+        rows = self.indices[np.asarray(positions, dtype=np.int64)]
+        images = self._images()
+        pixels = np.empty((len(rows), *images.shape[1:]), dtype=np.uint8)
+        for i, row in enumerate(rows):
+            pixels[i] = images[int(row)]
+        batch = {"image": torch.from_numpy(pixels).permute(0, 3, 1, 2)}
+        for key in ("pid", "camera", "modality", "kind"):
+            batch[key] = torch.from_numpy(self.meta[key][rows].astype(np.int64))
+        batch["index"] = torch.from_numpy(rows)
+        return batch

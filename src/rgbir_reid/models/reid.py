@@ -24,22 +24,15 @@ from typing import Callable
 import torch
 import torchvision
 from torch import nn
-from torchvision.transforms import v2
 
 from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
 
-# Input normalisation of every torchvision ImageNet model: (x / 255 - mean) / std per RGB channel.
+# Input normalisation of every torchvision ImageNet model: (x / 255 - mean) / std per RGB channel
+# (applied by rgbir_reid.data.transforms.normalize, in training and at test time).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def imagenet_normalization() -> v2.Compose:
-    """uint8 image tensor ``[..., 3, H, W]`` -> float32 ``(x / 255 - IMAGENET_MEAN) / IMAGENET_STD``.
-
-    The one definition of the network's input scaling: the last steps of the training
-    transform and the whole of the test-time preprocessing, so both feed identical values.
-    """
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 # torchvision constructor and the ImageNet weights used for ``pretrained="imagenet"``.
 BACKBONES: dict[str, tuple[Callable[..., nn.Module], object]] = {

@@ -41,17 +41,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
-from torchvision.transforms import v2
 from tqdm import tqdm
 
-from rgbir_reid.data.cache import KIND_CONVERTED, KIND_REAL, CacheDataset, read_cache_attrs
+from rgbir_reid.data.cache import KIND_CONVERTED, KIND_REAL, CacheBatchDataset, read_cache_attrs
 from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
 from rgbir_reid.data.samplers import CrossModalityIdentitySampler
+from rgbir_reid.data.transforms import BatchAugmentation
 from rgbir_reid.device import resolve_device
 from rgbir_reid.io import atomic_output, config_hash
 from rgbir_reid.losses.lsr import lsr_cross_entropy
 from rgbir_reid.losses.ranking import REDUCTIONS, cross_modality_top_ranking, intra_modality_constraint
-from rgbir_reid.models.reid import REID_MODELS, ReidNet, build_reid_model, imagenet_normalization
+from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, REID_MODELS, ReidNet, build_reid_model
 
 # (kind, modality code) of each training set.
 TRAIN_SETS: dict[str, tuple[int, int]] = {
@@ -229,17 +229,21 @@ def set_of_rows(kind: np.ndarray, modality: np.ndarray) -> np.ndarray:
     return names
 
 
-def train_transform(settings: ReidSettings) -> v2.Compose:
-    """uint8 ``[H, W, 3]`` -> float ``[3, h, w]``: resize, (pad,) random crop, random flip,
-    (random grayscale,) ImageNet normalise."""
-    steps: list = [v2.ToImage(), v2.Resize(list(settings.image_size), antialias=True)]
-    if settings.crop_padding:
-        steps.append(v2.Pad(settings.crop_padding))
-    steps += [v2.RandomCrop(list(settings.crop_size)), v2.RandomHorizontalFlip()]
-    if settings.random_grayscale:
-        steps.append(v2.RandomGrayscale(settings.random_grayscale))
-    steps.append(imagenet_normalization())
-    return v2.Compose(steps)
+def train_transform(settings: ReidSettings) -> BatchAugmentation:
+    """The training augmentation of ``settings``: uint8 ``[N, 3, H, W]`` -> float ``[N, 3, h, w]``.
+
+    Resize to ``image_size``, (pad by ``crop_padding``,) random crop to ``crop_size``, random
+    flip, (random grayscale,) ImageNet normalisation (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`,
+    the statistics test images get too), applied to a whole batch on its device.
+    """
+    return BatchAugmentation(
+        settings.image_size,
+        settings.crop_size,
+        crop_padding=settings.crop_padding,
+        random_grayscale=settings.random_grayscale,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )
 
 
 def reid_loss_terms(
@@ -474,8 +478,10 @@ def train_reid(
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     cache_path = Path(cache_path)
 
-    # One CacheDataset over all rows (metadata read once); training sees the subset ``rows``.
-    cached = CacheDataset(cache_path, transform=train_transform(settings))
+    # One dataset over all rows (metadata read once); training sees the subset ``rows``, read a
+    # batch at a time as uint8 and augmented on the device.
+    cached = CacheBatchDataset(cache_path)
+    augment = train_transform(settings)
     meta = cached.meta
     row_sets = set_of_rows(meta["kind"], meta["modality"])
     rows = np.flatnonzero(np.isin(row_sets, list(settings.train_sets)))
@@ -545,7 +551,8 @@ def train_reid(
 
         loader = DataLoader(
             dataset,
-            batch_sampler=sampler,
+            sampler=sampler,  # yields whole batches of positions, read at once by the dataset
+            batch_size=None,
             num_workers=settings.num_workers,
             pin_memory=cuda,
             persistent_workers=settings.num_workers > 0,
@@ -569,7 +576,7 @@ def train_reid(
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", leave=False,
                        disable=not sys.stderr.isatty())
             for batch in bar:
-                x = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                x = augment(batch["image"].to(device, non_blocking=True)).contiguous(memory_format=memory_format)
                 row = batch["index"].numpy()
                 pid = batch["pid"].to(device)
                 modality = batch["modality"].to(device)
