@@ -62,9 +62,18 @@ def test_write_tables_layout(tmp_path):
     assert "`sysu_mm01 indoor-search multi-shot official`" in md
     # Published numbers in their own, labelled section with sources.
     assert "### Reported in the papers" in md
-    ce2l_pub = next(line for line in md.splitlines() if line.startswith("| CE²L |"))
-    assert "47.50" in ce2l_pub and "44.21" in ce2l_pub and "29.52" in ce2l_pub and "28.43" in ce2l_pub
-    assert "| AlignGAN | – | – | – | – | 42.40 | 85.00 | 93.70 | 40.70 |" in md
+    paper_md, indoor_md = md.split("## SYSU-MM01 indoor-search multi-shot official")
+    assert "| CE²L | 47.50 | 72.17 | 79.87 | 44.21 | 29.52 | 69.83 | 82.49 | 28.43 | dai_ce2l |" in paper_md
+    assert "| BDTR (CE²L's BaseLine) | 33.47 | 58.42 | 67.52 | 31.83 | 17.01 | 55.43 | 71.96 | 19.66 | ye2018bdtr |" in paper_md
+    assert "BaseLine (CE²L paper)" not in md
+    # AlignGAN: SYSU-MM01 only, each mode's row under the table of that mode and nowhere else.
+    aligngan = [line for line in md.splitlines() if line.startswith("| AlignGAN |")]
+    assert aligngan == [
+        "| AlignGAN | – | – | – | – | 42.40 | 85.00 | 93.70 | 40.70 | wang2019aligngan |",
+        "| AlignGAN | 57.10 | 92.70 | 97.40 | 45.30 | wang2019aligngan |",
+    ]
+    assert aligngan[1] in indoor_md and "### Reported in the papers" in indoor_md
+    assert "| CE²L |" not in indoor_md  # the CE²L table has no indoor-search multi-shot column
     assert SOURCES["wang2019aligngan"] in md
     # Chance row: per dataset, each (trial, gallery trial) once, however many methods share it.
     chance_lines = [line for line in md.splitlines() if line.startswith("| chance (random ranking) |")]
@@ -80,6 +89,9 @@ def test_write_tables_layout(tmp_path):
     assert chance["SYSU-MM01 r=1 mean"] == pytest.approx(1.54) and math.isnan(chance["SYSU-MM01 r=10 mean"])
     pub = csv[(csv.section == "reported in the papers") & (csv.method == "D²RL")].iloc[0]
     assert pub["SYSU-MM01 r=1 mean"] == pytest.approx(28.9)
+    pub = csv[(csv.section == "reported in the papers") & (csv.method == "AlignGAN")]
+    assert list(pub.table) == ["RegDB visible->thermal | SYSU-MM01 all-search single-shot official", "SYSU-MM01 indoor-search multi-shot official"]
+    assert list(pub["SYSU-MM01 mAP mean"]) == pytest.approx([40.7, 45.3])
 
     tex = paths["tex"].read_text(encoding="utf-8")
     assert r"45.00 $\pm$ 7.07" in tex and r"\emph{Reported in the papers}" in tex
@@ -96,7 +108,7 @@ def test_write_tables_files_exactly(tmp_path):
         "from its composition (m true matches among n images: r=1 = m/n, AP = (H_n + (m-1)/(n-1) (n - H_n))/n, "
         "H_n the n-th harmonic number), mean over queries and trials."
     )
-    paths = write_tables(rows, tmp_path, published=PUBLISHED_RESULTS[-2:])  # the CE²L rows only
+    paths = write_tables(rows, tmp_path, published=[r for r in PUBLISHED_RESULTS if r.method == "CE²L"])
     heads = " | ".join(f"{d} {m}" for d in ("RegDB", "SYSU-MM01") for m in ("r=1", "r=10", "r=20", "mAP"))
     md = [
         "# Results",
@@ -124,7 +136,7 @@ def test_write_tables_files_exactly(tmp_path):
         "",
         f"| Method | {heads} | Source |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        "| CE²L | 47.50 | – | – | 44.21 | 29.52 | – | – | 28.43 | dai_ce2l |",
+        "| CE²L | 47.50 | 72.17 | 79.87 | 44.21 | 29.52 | 69.83 | 82.49 | 28.43 | dai_ce2l |",
         "",
         "## Sources",
         "",
@@ -141,7 +153,7 @@ def test_write_tables_files_exactly(tmp_path):
         f"{table},this run,CE2L [demo],,,,,,,,,,30.0,,50.0,,,,20.0,",
         f"{table},chance level,chance (random ranking),,0.5,,,,,,2.5,,1.04,,,,,,3.2099999999999995,",
         f"{table},chance level,chance (random ranking) [demo],,,,,,,,,,,,,,,,,",
-        f"{table},reported in the papers,CE²L,dai_ce2l,47.5,,,,,,44.21,,29.52,,,,,,28.43,",
+        f"{table},reported in the papers,CE²L,dai_ce2l,47.5,,72.17,,79.87,,44.21,,29.52,,69.83,,82.49,,28.43,",
         "",
     ]
     assert paths["csv"].read_text(encoding="utf-8") == "\n".join(csv)
@@ -166,7 +178,7 @@ def test_write_tables_files_exactly(tmp_path):
         r"\hline",
         r"\multicolumn{9}{l}{\emph{Reported in the papers}} \\",
         r"\hline",
-        r"CE\textsuperscript{2}L (dai\_ce2l) & 47.50 & -- & -- & 44.21 & 29.52 & -- & -- & 28.43 \\",
+        r"CE\textsuperscript{2}L (dai\_ce2l) & 47.50 & 72.17 & 79.87 & 44.21 & 29.52 & 69.83 & 82.49 & 28.43 \\",
         r"\hline",
         r"\end{tabular}",
         r"\end{table}",

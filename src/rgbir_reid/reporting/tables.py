@@ -3,9 +3,10 @@
 One row per method; per dataset the columns r=1, r=10, r=20, mAP in percent, each cell
 "mean ± std" over trials (RegDB: training trials; SYSU-MM01: gallery trials, and training
 trials if several). The first table pairs the paper's settings: RegDB visible->thermal and
-SYSU-MM01 all-search single-shot; every other protocol gets a table of its own. Under the first
-table, a section "Reported in the papers" lists published numbers with their sources
-(:mod:`rgbir_reid.reporting.published`).
+SYSU-MM01 all-search single-shot; every other protocol gets a table of its own. Under a table, a
+section "Reported in the papers" lists the published numbers of its protocols with their sources
+(:mod:`rgbir_reid.reporting.published`): a published row belongs to a table whose protocol is the
+row's protocol, possibly followed by more words (the sampler, "indoor-ids").
 
 Each table ends with a row per dataset, "chance (random ranking)": the r=1 and mAP a uniformly
 random ranking is expected to reach on the same galleries (the rows' ``chance_rank1`` /
@@ -149,7 +150,6 @@ class _Group:
 class _Table:
     title: str
     groups: tuple[_Group, ...]
-    with_published: bool
 
 
 def _plan_tables(rows: Sequence[dict]) -> list[_Table]:
@@ -167,14 +167,13 @@ def _plan_tables(rows: Sequence[dict]) -> list[_Table]:
         title=f"{DATASET_LABELS['regdb']} {paper['regdb'].removeprefix('regdb ')} | "
         f"{DATASET_LABELS['sysu_mm01']} {paper['sysu_mm01'].removeprefix('sysu_mm01 ')}",
         groups=(_Group(DATASET_LABELS["regdb"], paper["regdb"]), _Group(DATASET_LABELS["sysu_mm01"], paper["sysu_mm01"])),
-        with_published=True,
     )
     tables = [first]
     for protocol, fmt in protocols.items():
         if protocol in paper.values():
             continue
         label = DATASET_LABELS.get(fmt, fmt)
-        tables.append(_Table(title=f"{label} {protocol.split(' ', 1)[-1]}", groups=(_Group(label, protocol),), with_published=False))
+        tables.append(_Table(title=f"{label} {protocol.split(' ', 1)[-1]}", groups=(_Group(label, protocol),)))
     return tables
 
 
@@ -236,18 +235,26 @@ def _chance_cells(values: Sequence[float | None]) -> list[str]:
     return cells
 
 
+def _published_in(res: PublishedResult, protocol: str) -> bool:
+    """Whether published row ``res`` belongs to the table column group of ``protocol``: the same
+    protocol, or one that adds words to it (e.g. "sysu_mm01 all-search multi-shot official")."""
+    return protocol == res.protocol or protocol.startswith(res.protocol + " ")
+
+
 def _published_body(table: _Table, published: Sequence[PublishedResult]) -> _PublishedBody:
-    """[(method, source keys, [value % per group x metric])] in the order of ``published``."""
+    """[(method, source keys, [value % per group x metric])] in the order of ``published``, for the
+    methods with a row in one of ``table``'s protocols (the first such row per protocol)."""
     methods: dict[str, dict[str, PublishedResult]] = {}
     for res in published:
-        methods.setdefault(res.method, {})[res.dataset_format] = res
-    fmt_of = {v: k for k, v in DATASET_LABELS.items()}
+        for group in table.groups:
+            if _published_in(res, group.protocol):
+                methods.setdefault(res.method, {}).setdefault(group.protocol, res)
     body = []
-    for method, per_fmt in methods.items():
+    for method, per_protocol in methods.items():
         values: list[float | None] = []
         sources: list[str] = []
         for group in table.groups:
-            res = per_fmt.get(fmt_of.get(group.label, ""))
+            res = per_protocol.get(group.protocol)
             label = None if res is None else res.source + ("*" if res.checked == "recalled" else "")
             if label is not None and label not in sources:
                 sources.append(label)
@@ -297,7 +304,7 @@ def _markdown(filled: _Filled) -> str:
         cells += [[label, *_chance_cells(values)] for label, values in chance_body]
         lines += markdown_table(["Method", *heads], cells or [["(no results)", *[MISSING] * len(heads)]], "l" + "r" * len(heads))
         lines.append("")
-        if table.with_published and published_body:
+        if published_body:
             lines += [
                 "### Reported in the papers",
                 "",
@@ -341,7 +348,7 @@ def _latex(filled: _Filled) -> str:
             out.append(r"\hline")
         for label, values in chance_body:
             out.append(_tex_escape(label) + " & " + " & ".join(_tex_escape(c) for c in _chance_cells(values)) + r" \\")
-        if table.with_published and published_body:
+        if published_body:
             out += [r"\hline", f"\\multicolumn{{{n_cols + 1}}}{{l}}{{\\emph{{Reported in the papers}}}} \\\\", r"\hline"]
             for method, src, values in published_body:
                 cells = ["--" if v is None else f"{v:.2f}" for v in values]
@@ -366,13 +373,12 @@ def _csv_frame(filled: _Filled) -> pd.DataFrame:
                 rec[f"{head} mean"] = value
                 rec[f"{head} std"] = None
             records.append(rec)
-        if table.with_published:
-            for method, src, values in published_body:
-                rec = {"table": table.title, "section": "reported in the papers", "method": method, "source": src}
-                for head, value in zip(heads, values):
-                    rec[f"{head} mean"] = value
-                    rec[f"{head} std"] = None
-                records.append(rec)
+        for method, src, values in published_body:
+            rec = {"table": table.title, "section": "reported in the papers", "method": method, "source": src}
+            for head, value in zip(heads, values):
+                rec[f"{head} mean"] = value
+                rec[f"{head} std"] = None
+            records.append(rec)
     return pd.DataFrame.from_records(records)
 
 
