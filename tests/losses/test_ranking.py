@@ -60,6 +60,17 @@ def test_cross_modality_no_terms_is_zero_with_grad():
     assert torch.equal(ev.grad, torch.zeros_like(ev))
 
 
+def test_cross_modality_batch_of_one_modality_is_zero_with_grad():
+    # A batch with no thermal (or no visible) image at all has no term in either direction.
+    v = torch.randn(4, 8, requires_grad=True)
+    for reduction in ("mean", "sum"):
+        loss = cross_modality_top_ranking(v, torch.arange(4), v.new_zeros(0, 8), torch.zeros(0, dtype=torch.long),
+                                          0.5, reduction)
+        assert loss.item() == 0.0
+        loss.backward()
+        assert v.grad is not None and torch.all(v.grad == 0)
+
+
 def test_intra_modality_constraint_hand_values():
     # e0=(0,0) id1, e1=(0.4,0.3) id1, e2=(0.4,0) id2, e3=(3,0) id3; rho2 = 0.5
     # different-id pairs: (0,2) D=0.4 -> 0.1; (1,2) D=0.3 -> 0.2; (0,3), (1,3), (2,3) far -> 0

@@ -52,6 +52,8 @@ def _top_ranking_one_direction(
     anchor: torch.Tensor, pid_a: torch.Tensor, other: torch.Tensor, pid_o: torch.Tensor, margin: float, reduction: str
 ) -> torch.Tensor:
     dist = euclidean_distance(anchor, other)  # [Na, No]
+    if dist.numel() == 0:  # one modality absent from the batch: no term is defined
+        return dist.sum()
     same = pid_a.unsqueeze(1) == pid_o.unsqueeze(0)
     # Hardest negative of the other modality: the closest t_k with y_k != y_i.
     hardest_neg = dist.masked_fill(same, float("inf")).min(dim=1).values  # [Na]
