@@ -1,6 +1,6 @@
 """The learning test against deliberate bugs: rank-1 of a healthy run and of each breakage.
 
-Runs ``tests/training/learning_check.train_and_evaluate`` (the check ``tests/training/
+Runs ``tests/learning_check.train_and_evaluate`` (the check ``tests/training/
 test_learning.py`` asserts) healthy and under every entry of ``learning_check.BREAKAGES``,
 and prints held-out all-search single-shot rank-1, mAP, the chance level, the multiple of
 chance and whether the test's bar (``TIMES_CHANCE`` x chance) would pass. A learning test
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "training"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from learning_check import BREAKAGES, TIMES_CHANCE, summary, train_and_evaluate  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Feature extraction: layout of features.h5, unit norm, flip test-time augmentation."""
+"""Feature extraction: layout of features.h5, unit norm, the training geometry, flip test-time augmentation."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.data.transforms import load_image
-from rgbir_reid.features import extract_features, imagenet_normalize
+from rgbir_reid.features import extract_features, imagenet_normalize, load_test_image
 from rgbir_reid.models.reid import build_reid_model
 from rgbir_reid.training.reid import ReidSettings, save_reid_model, train_transform
 
@@ -42,7 +42,7 @@ def model_file(tmp_path_factory):
     return save_reid_model(tmp_path_factory.mktemp("m") / "model.pt", model, SETTINGS, [4, 5]), model.eval()
 
 
-def test_features_layout_unit_norm_and_flip_average(model_file, tmp_path):
+def test_features_layout_unit_norm_geometry_and_flip(model_file, tmp_path):
     path, model = model_file
     records = sample_test_records()
     assert len(records) == 8
@@ -54,19 +54,38 @@ def test_features_layout_unit_norm_and_flip_average(model_file, tmp_path):
         assert f["camera"][()].tolist() == [1, 1, 1, 1, 3, 3, 3, 3]
         assert f["modality"].dtype == np.int8 and f["modality"][()].tolist() == [0] * 4 + [1] * 4
         assert [p.decode() for p in f["path"][()]] == [r.path for r in records]
+        assert not f.attrs["flip"]
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
 
-    # manual flip-TTA: mean of the embeddings of the image and its mirror, then L2-normalised
-    images = np.stack([load_image(r.path, (32, 16)) for r in records])
+    # Training geometry: resized to image_size 40x20, centre 32x16 window (rows 4..35, cols 2..17).
+    images = np.stack([load_image(r.path, (40, 20))[4:36, 2:18] for r in records])
+    assert np.array_equal(load_test_image(records[0].path, (40, 20), (32, 16)), images[0])
     x = imagenet_normalize(images)
     modality = torch.tensor([0] * 4 + [1] * 4)
     with torch.no_grad():
         plain, _ = model(x, modality)
         mirrored, _ = model(x.flip(3), modality)
-    expected = F.normalize((plain + mirrored) / 2, dim=1).numpy()
-    np.testing.assert_allclose(feats, expected, atol=1e-5)
-    # the mirror really contributes: features differ from the un-flipped ones
-    assert not np.allclose(feats, F.normalize(plain, dim=1).numpy(), atol=1e-3)
+    np.testing.assert_allclose(feats, F.normalize(plain, dim=1).numpy(), atol=1e-5)
+    # Resizing straight to the crop size (people ~25 % larger here) would give other features.
+    straight = imagenet_normalize(np.stack([load_image(r.path, (32, 16)) for r in records]))
+    with torch.no_grad():
+        assert not np.allclose(feats, F.normalize(model(straight, modality)[0], dim=1).numpy(), atol=1e-3)
+
+    # Flip test-time augmentation: mean of the embeddings of the image and its mirror, normalised.
+    flipped = extract_features(path, records, tmp_path / "flipped.h5", batch_size=3, device="cpu", flip=True)
+    with h5py.File(flipped) as f:
+        feats_flip = f["features"][()]
+        assert f.attrs["flip"]
+    np.testing.assert_allclose(feats_flip, F.normalize((plain + mirrored) / 2, dim=1).numpy(), atol=1e-5)
+    assert not np.allclose(feats_flip, feats, atol=1e-3)
+
+
+def test_test_image_is_padded_when_the_crop_exceeds_the_resize():
+    path = sample_test_records()[0].path
+    out = load_test_image(path, (30, 14), (32, 16))
+    assert out.shape == (32, 16, 3)
+    assert np.array_equal(out[1:31, 1:15], load_image(path, (30, 14)))
+    assert not out[0].any() and not out[:, 0].any() and not out[31].any() and not out[:, 15].any()
 
 
 def test_imagenet_normalize_matches_training_transform():

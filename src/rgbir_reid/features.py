@@ -5,14 +5,15 @@ Layout of ``features.h5`` (one row per test image, in the order of the records g
 =============  ===================  ==============================================
 dataset        dtype / shape        meaning
 =============  ===================  ==============================================
-``features``   float32 ``[N, D]``   L2-normalised embedding (flip-averaged)
+``features``   float32 ``[N, D]``   L2-normalised embedding (flip-averaged if asked)
 ``pid``        int64 ``[N]``        identity as the dataset numbers it
 ``camera``     int64 ``[N]``        camera
 ``modality``   int8 ``[N]``         0 visible, 1 thermal
 ``path``       utf-8 str ``[N]``    image file
 =============  ===================  ==============================================
 
-Attribute ``model_sha256`` records the model file the features came from.
+Attributes: ``model_sha256`` (the model file the features came from) and ``flip`` (whether
+the flip test-time augmentation was applied).
 """
 
 from __future__ import annotations
@@ -33,6 +34,27 @@ from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReidNet
 from rgbir_reid.training.reid import load_reid_model
 
 
+def load_test_image(path: str | Path, image_size: Sequence[int], crop_size: Sequence[int]) -> np.ndarray:
+    """One test image with the training geometry: uint8 ``[h, w, 3]`` of size ``crop_size``.
+
+    The image is resized (bilinear) to the training resize ``image_size`` and the centre
+    ``crop_size`` window is kept, so people appear at the scale the network was trained on
+    (training takes random ``crop_size`` windows of ``image_size`` images; resizing straight
+    to ``crop_size`` would enlarge them by ``image_size / crop_size``, ~13 % at 256 -> 227).
+    Where ``crop_size`` exceeds ``image_size`` (training padded before cropping) the image is
+    zero-padded around its centre instead.
+
+    Raises:
+        DatasetFormatError: if the image cannot be decoded (names the file).
+    """
+    img = load_image(path, (int(image_size[0]), int(image_size[1])))
+    out = np.zeros((int(crop_size[0]), int(crop_size[1]), 3), dtype=np.uint8)
+    (h, w), (ch, cw) = img.shape[:2], out.shape[:2]
+    # Offsets of the centre window in the source (positive) or in the output (negative).
+    dy, dx = (h - ch) // 2, (w - cw) // 2
+    src = img[max(dy, 0):max(dy, 0) + min(h, ch), max(dx, 0):max(dx, 0) + min(w, cw)]
+    out[max(-dy, 0):max(-dy, 0) + src.shape[0], max(-dx, 0):max(-dx, 0) + src.shape[1]] = src
+    return out
 
 
 def imagenet_normalize(images: np.ndarray) -> torch.Tensor:
@@ -44,16 +66,25 @@ def imagenet_normalize(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed_with_flip(model: ReidNet, x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
-    """L2-normalised mean of the embeddings of ``x`` and its horizontal mirror, ``[N, D]``.
+def embed(model: ReidNet, x: torch.Tensor, modality: torch.Tensor, *, flip: bool = False) -> torch.Tensor:
+    """L2-normalised test features ``[N, D]`` of normalised images ``x [N, 3, H, W]``.
+
+    The feature is the network's embedding in eval mode: ``Linear`` then ``BatchNorm1d`` with
+    its running statistics, the layer the ranking losses see in training (before the dropout
+    and the identity classifier); see :class:`rgbir_reid.models.reid.ReidNet`. With ``flip``
+    the embeddings of ``x`` and of its horizontal mirror are averaged before normalising
+    (flip test-time augmentation, common in later re-ID code; CE²L and BDTR do not use it).
 
     Args:
         model: a re-ID network in eval mode.
-        x: normalised images ``[N, 3, H, W]``; modality: int ``[N]`` (0 visible, 1 thermal).
+        modality: int ``[N]`` (0 visible, 1 thermal), which stream each image takes.
+        flip: average with the mirrored image.
     """
     emb, _ = model(x, modality)
-    emb_flip, _ = model(torch.flip(x, dims=[3]), modality)
-    return F.normalize((emb.float() + emb_flip.float()) / 2, dim=1)
+    if flip:
+        emb_flip, _ = model(torch.flip(x, dims=[3]), modality)
+        emb = (emb.float() + emb_flip.float()) / 2
+    return F.normalize(emb.float(), dim=1)
 
 
 def extract_features(
@@ -63,13 +94,14 @@ def extract_features(
     *,
     batch_size: int = 64,
     device: str | torch.device = "auto",
+    flip: bool = False,
 ) -> Path:
     """Embed a trial's test images with a trained model and write ``out_h5`` (layout above).
 
-    Each image is decoded with :func:`rgbir_reid.data.transforms.load_image`, resized
-    (bilinear) to the model's training ``crop_size`` — the size the network saw — ImageNet
-    normalised, embedded together with its horizontal mirror (flip test-time augmentation:
-    the two embeddings are averaged), and L2-normalised.
+    Each image gets the training geometry (:func:`load_test_image`: resize to the model's
+    ``image_size``, centre ``crop_size`` window), ImageNet normalisation as in training, and
+    goes through the stream of its modality; the feature is the eval-mode embedding,
+    L2-normalised (:func:`embed`), optionally averaged with its mirror's (``flip``).
 
     Args:
         model_path: ``model.pt`` written by ``rgbir_reid.training.reid.train_reid``.
@@ -77,6 +109,7 @@ def extract_features(
         out_h5: output file, written atomically.
         batch_size: images per forward pass.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a ``torch.device``.
+        flip: flip test-time augmentation (off in the paper configs).
 
     Raises:
         DatasetFormatError: if an image cannot be decoded (names the file).
@@ -86,14 +119,14 @@ def extract_features(
         raise ValueError(f"no test records given for {out_h5}")
     device = resolve_device(device)
     model, settings, _ = load_reid_model(model_path, device)
-    size = tuple(settings.crop_size)
     modality_codes = np.array([MODALITY_CODE[r.modality] for r in records], dtype=np.int8)
     chunks = []
     for start in range(0, len(records), batch_size):
         batch = records[start:start + batch_size]
-        x = imagenet_normalize(np.stack([load_image(r.path, size) for r in batch])).to(device)
+        pixels = np.stack([load_test_image(r.path, settings.image_size, settings.crop_size) for r in batch])
+        x = imagenet_normalize(pixels).to(device)
         modality = torch.from_numpy(modality_codes[start:start + batch_size]).long().to(device)
-        chunks.append(embed_with_flip(model, x, modality).cpu().numpy().astype(np.float32))
+        chunks.append(embed(model, x, modality, flip=flip).cpu().numpy().astype(np.float32))
     features = np.concatenate(chunks)
     with atomic_output(out_h5) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("features", data=features)
@@ -102,4 +135,5 @@ def extract_features(
         f.create_dataset("modality", data=modality_codes)
         f.create_dataset("path", data=np.array([r.path for r in records], dtype=object), dtype=h5py.string_dtype("utf-8"))
         f.attrs["model_sha256"] = sha256_file(model_path)
+        f.attrs["flip"] = bool(flip)
     return Path(out_h5)

@@ -99,3 +99,16 @@ def test_without_converted_rows_the_batches_are_unchanged():
     assert plain == marked
     with pytest.raises(ValueError, match="num_converted_instances >= 0"):
         make(num_converted_instances=-1)
+
+
+def test_real_plus_converted_epoch_has_as_many_batches_as_real_only():
+    # Equal budgets: with K_c = K (the default) a ce2l epoch over real + converted rows (each
+    # real image and its conversion) is as many steps as a baseline epoch over the real rows.
+    n = len(PIDS)
+    pids, mods = np.concatenate([PIDS, PIDS]), np.concatenate([MODS, 1 - MODS])
+    conv = np.arange(2 * n) >= n
+    for k in (1, 2, 3):
+        real = CrossModalityIdentitySampler(PIDS, MODS, num_identities=2, num_instances=k, seed=0)
+        both = CrossModalityIdentitySampler(pids, mods, num_identities=2, num_instances=k, seed=0,
+                                            converted=conv, num_converted_instances=k)
+        assert len(both) == len(real) and both.batch_size == 2 * real.batch_size

@@ -91,3 +91,36 @@ def test_bad_modality_rejected():
         model(torch.randn(2, 3, 32, 16), torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="modality"):
         model(torch.randn(2, 3, 32, 16), torch.tensor([0]))
+
+
+@pytest.mark.parametrize("backbone", ["alexnet", "resnet18"])
+def test_bdtr_layout_has_one_trunk_per_modality_and_shares_only_the_head(backbone):
+    # BDTR (CE²L's BaseLine): conv1 through fc6 (+ BN) per modality for AlexNet, the whole
+    # ResNet per modality; shared: the embedding (BDTR's fc7), its BN, the classifier.
+    model = build_reid_model(f"two_stream_{backbone}", 5, embedding_dim=8, pretrained="none", specific_stages="all")
+    tops = {name.split(".")[0] for name, _ in model.named_parameters()}
+    assert tops == {"visible_stream", "thermal_stream", "embedding", "bn", "classifier"}
+    assert not list(model.shared_deep.parameters())
+    visible = dict(model.visible_stream.named_parameters())
+    thermal = dict(model.thermal_stream.named_parameters())
+    assert visible.keys() == thermal.keys() and len(visible) > 0
+    assert all(visible[k].data_ptr() != thermal[k].data_ptr() for k in visible)  # copies, not shared
+    if backbone == "alexnet":
+        fc6, fc6_bn = model.visible_stream[5][2], model.visible_stream[5][3]
+        assert isinstance(fc6, torch.nn.Linear) and (fc6.in_features, fc6.out_features) == (9216, 4096)
+        assert isinstance(fc6_bn, torch.nn.BatchNorm1d) and fc6_bn.num_features == 4096
+        assert model.embedding.in_features == 4096
+        assert not any(isinstance(m, torch.nn.Dropout) for m in model.visible_stream.modules())
+    x, modality = tiny_input(f"two_stream_{backbone}")
+    emb, logits = model(x, modality)
+    assert emb.shape == (4, 8) and logits.shape == (4, 5)
+
+
+def test_specific_stages_range_per_backbone():
+    assert build_reid_model("two_stream_alexnet", 3, pretrained="none", specific_stages=6).two_stream
+    for name, too_many in (("two_stream_alexnet", 7), ("two_stream_resnet18", 6)):
+        with pytest.raises(ValueError, match="specific_stages"):
+            build_reid_model(name, 3, pretrained="none", specific_stages=too_many)
+    # The default one-stage split keeps fc6 shared for AlexNet.
+    model = build_reid_model("two_stream_alexnet", 3, pretrained="none")
+    assert any(isinstance(m, torch.nn.Linear) and m.in_features == 9216 for m in model.shared_deep.modules())

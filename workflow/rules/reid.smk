@@ -43,6 +43,7 @@ rule extract:
         "results/benchmarks/{dataset}/trial{trial}/{method}/extract.tsv"
     params:
         batch_size=config["extract"]["batch_size"],
+        flip=config["extract"]["flip"],
         device=config["device"],
     threads: 8
     resources:

@@ -1,4 +1,4 @@
-"""Extract L2-normalised, flip-averaged features of the trial's test images."""
+"""Extract L2-normalised features of the trial's test images (flip-averaged when asked)."""
 
 import sys
 from pathlib import Path
@@ -20,6 +20,7 @@ def main(smk, logger):
         smk.output.features,
         batch_size=smk.params.batch_size,
         device=resolve_device(smk.params.device),
+        flip=smk.params.flip,
     )
     logger.info("features of %d test images written to %s", len(test), smk.output.features)
 

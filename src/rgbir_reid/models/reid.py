@@ -1,11 +1,20 @@
 """Re-ID networks: one-stream and two-stream torchvision backbones with an embedding head.
 
-A backbone is cut into *stages* (ResNet: stem, layer1..layer4; AlexNet: its five conv
-blocks; ShuffleNet V2: conv1 + max-pool, stage2..stage4, conv5). In a **two-stream** network the first ``specific_stages`` stages exist twice, one
-copy for visible and one for thermal input, and each sample is routed by its modality
-(0 visible, 1 thermal: the modality its pixels show); the remaining stages, the pooling
-and the head are shared, as in the two-stream networks CE²L (Dai et al.) builds on. A
-**one-stream** network shares everything and ignores the modality.
+A backbone is cut into *stages* (ResNet: stem, layer1..layer4; ShuffleNet V2: conv1 +
+max-pool, stage2..stage4, conv5; AlexNet: its five conv blocks and fc6, the last as
+pooling + fc6 + ``BatchNorm1d`` + ReLU). In a **two-stream** network the first
+``specific_stages`` stages exist twice, one copy for visible and one for thermal input, and
+each sample is routed by its modality (0 visible, 1 thermal: the modality its pixels show);
+the remaining stages, the pooling and the head are shared. A **one-stream** network shares
+everything and ignores the modality.
+
+``specific_stages = len(stages)`` (:func:`num_stages`: 6 for AlexNet, 5 for the others) is
+the layout of BDTR (Ye et al., IJCAI 2018), CE²L's BaseLine: one whole trunk per modality —
+for AlexNet conv1 through fc6 with BN after fc6, as BDTR's code has it — and only the
+embedding (BDTR's fc7; here ``Linear`` + BN) and the identity classifier shared. The paper
+configs use it. torchvision AlexNet's fc7 and its two dropouts are not used: BDTR's fc7 is a
+new 4096 -> D layer (our embedding), and the only dropout is the head's, before the
+classifier, so the ranking losses see the embedding without dropout noise.
 
 Head (both kinds): pooled backbone feature ``[N, F]`` -> ``Linear(F, embedding_dim)`` ->
 ``BatchNorm1d`` = the embedding ``[N, D]`` (used by the ranking losses and, in eval mode,
@@ -96,10 +105,11 @@ def _resnet_stages(model: nn.Module, last_stride: int) -> tuple[list[nn.Module],
 
 def _alexnet_stages(model: nn.Module, last_stride: int) -> tuple[list[nn.Module], nn.Module, int]:
     f = model.features
-    stages = [f[0:3], f[3:6], f[6:8], f[8:10], f[10:13]]
-    # fc6 and fc7 (with AlexNet's own dropout) are part of the shared deep layers.
-    pool = nn.Sequential(model.avgpool, nn.Flatten(1), *model.classifier[:6])
-    return stages, pool, model.classifier[4].out_features
+    fc6 = model.classifier[1]  # Linear(9216, 4096), pretrained with the conv layers
+    # BDTR: fc6 followed by batch normalisation; its ReLU (AlexNet's own) after the BN.
+    fc6_stage = nn.Sequential(model.avgpool, nn.Flatten(1), fc6, nn.BatchNorm1d(fc6.out_features), nn.ReLU(inplace=True))
+    stages = [f[0:3], f[3:6], f[6:8], f[8:10], f[10:13], fc6_stage]
+    return stages, nn.Identity(), fc6.out_features
 
 
 def _shufflenet_stages(model: nn.Module, last_stride: int) -> tuple[list[nn.Module], nn.Module, int]:
@@ -117,6 +127,21 @@ def _shufflenet_stages(model: nn.Module, last_stride: int) -> tuple[list[nn.Modu
     stages = [stem, model.stage2, model.stage3, model.stage4, model.conv5]
     pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
     return stages, pool, model.fc.in_features
+
+
+# Stages per backbone (the largest ``specific_stages``: one whole trunk per modality).
+NUM_STAGES = {"resnet18": 5, "resnet50": 5, "alexnet": 6, "shufflenet_v2_x0_5": 5, "shufflenet_v2_x1_0": 5}
+
+
+def num_stages(backbone: str) -> int:
+    """Stages the backbone is cut into (AlexNet 6, ResNet and ShuffleNet V2 5).
+
+    Raises:
+        ValueError: unknown backbone (lists valid ones).
+    """
+    if backbone not in NUM_STAGES:
+        raise ValueError(f"unknown backbone {backbone!r}; valid: {sorted(NUM_STAGES)}")
+    return NUM_STAGES[backbone]
 
 
 STAGE_SPLITTERS = {
@@ -137,7 +162,9 @@ class ReidNet(nn.Module):
         num_classes: training identities ``C`` (classifier outputs).
         two_stream: modality-specific shallow stages if True, all shared if False.
         specific_stages: leading stages that are modality-specific (1 = ResNet stem /
-            AlexNet conv1 block; up to 4). Ignored when ``two_stream`` is False.
+            AlexNet conv1 block; up to :func:`num_stages`, the BDTR layout with one whole
+            trunk per modality; ``"all"`` says the same for any backbone). Ignored when
+            ``two_stream`` is False.
         embedding_dim: ``D``.
         dropout: dropout before the identity classifier (paper: 0.5).
         pretrained: ``"imagenet"``, ``"none"`` or a torchvision state-dict file.
@@ -153,7 +180,7 @@ class ReidNet(nn.Module):
         num_classes: int,
         *,
         two_stream: bool,
-        specific_stages: int = 1,
+        specific_stages: int | str = 1,
         embedding_dim: int = 512,
         dropout: float = 0.5,
         pretrained: str = "imagenet",
@@ -162,9 +189,12 @@ class ReidNet(nn.Module):
         super().__init__()
         if num_classes < 1 or embedding_dim < 1:
             raise ValueError(f"num_classes and embedding_dim must be >= 1, got {num_classes}, {embedding_dim}")
-        if not 1 <= specific_stages <= 4:
-            raise ValueError(f"specific_stages must be in 1..4, got {specific_stages}")
+        if specific_stages == "all":
+            specific_stages = num_stages(backbone)
+        if not isinstance(specific_stages, int) or not 1 <= specific_stages <= num_stages(backbone):
+            raise ValueError(f"specific_stages must be in 1..{num_stages(backbone)} for {backbone}, got {specific_stages}")
         stages, pool, feature_dim = STAGE_SPLITTERS[backbone](load_torchvision_backbone(backbone, pretrained), last_stride)
+        assert len(stages) == num_stages(backbone)
         self.two_stream = two_stream
         shallow = nn.Sequential(*stages[:specific_stages])
         if two_stream:
@@ -241,7 +271,7 @@ def build_reid_model(
     dropout: float = 0.5,
     pretrained: str = "imagenet",
     last_stride: int = 1,
-    specific_stages: int = 1,
+    specific_stages: int | str = 1,
 ) -> ReidNet:
     """Build a registered re-ID network by name (``two_stream_resnet50``, ``one_stream_alexnet``, ...).
 

@@ -1,4 +1,4 @@
-"""The learning check shared by ``test_learning.py`` and ``benchmarks/learning_breakages.py``.
+"""The learning check shared by ``tests/training/test_learning.py`` and ``benchmarks/learning_breakages.py``.
 
 :func:`train_and_evaluate` goes through the library the way the workflow does — generate a
 small demo, index it, split the trial, cache the training images, ``train_reid``,
@@ -143,7 +143,7 @@ def train_and_evaluate(tmp: Path, breakage: str | None = None, settings: ReidSet
         with BREAKAGES[breakage](cache) if breakage else contextlib.nullcontext():
             model = train_reid(cache, tmp / f"run_{tag}", settings, device="cpu", seed=0,
                                logger=logging.getLogger("learning"))
-        extract_features(model, test, tmp / f"features_{tag}.h5", batch_size=256, device="cpu")
+        extract_features(model, test, tmp / f"features_{tag}.h5", batch_size=256, device="cpu", flip=True)
     finally:
         torch.set_num_threads(threads)
     with h5py.File(tmp / f"features_{tag}.h5", "r") as f:
