@@ -124,3 +124,17 @@ def test_specific_stages_range_per_backbone():
     # The default one-stage split keeps fc6 shared for AlexNet.
     model = build_reid_model("two_stream_alexnet", 3, pretrained="none")
     assert any(isinstance(m, torch.nn.Linear) and m.in_features == 9216 for m in model.shared_deep.modules())
+
+
+def test_new_parameters_are_the_layers_not_in_the_backbone():
+    model = build_reid_model("two_stream_alexnet", 5, embedding_dim=8, pretrained="none", specific_stages="all")
+    new = {id(p) for p in model.new_parameters()}
+    names = {n for n, p in model.named_parameters() if id(p) in new}
+    assert names == {
+        "embedding.weight", "embedding.bias", "bn.weight", "bn.bias", "classifier.weight", "classifier.bias",
+        "visible_stream.5.3.weight", "visible_stream.5.3.bias", "thermal_stream.5.3.weight", "thermal_stream.5.3.bias",
+    }
+    resnet = build_reid_model("two_stream_resnet18", 5, embedding_dim=8, pretrained="none")
+    assert {n for n, p in resnet.named_parameters() if id(p) in {id(q) for q in resnet.new_parameters()}} == {
+        "embedding.weight", "embedding.bias", "bn.weight", "bn.bias", "classifier.weight", "classifier.bias",
+    }

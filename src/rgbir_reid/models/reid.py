@@ -107,7 +107,9 @@ def _alexnet_stages(model: nn.Module, last_stride: int) -> tuple[list[nn.Module]
     f = model.features
     fc6 = model.classifier[1]  # Linear(9216, 4096), pretrained with the conv layers
     # BDTR: fc6 followed by batch normalisation; its ReLU (AlexNet's own) after the BN.
-    fc6_stage = nn.Sequential(model.avgpool, nn.Flatten(1), fc6, nn.BatchNorm1d(fc6.out_features), nn.ReLU(inplace=True))
+    fc6_bn = nn.BatchNorm1d(fc6.out_features)
+    fc6_bn.rgbir_new_layer = True  # not in the ImageNet weights (see ReidNet.new_parameters)
+    fc6_stage = nn.Sequential(model.avgpool, nn.Flatten(1), fc6, fc6_bn, nn.ReLU(inplace=True))
     stages = [f[0:3], f[3:6], f[6:8], f[8:10], f[10:13], fc6_stage]
     return stages, nn.Identity(), fc6.out_features
 
@@ -212,6 +214,17 @@ class ReidNet(nn.Module):
         nn.init.zeros_(self.embedding.bias)
         nn.init.normal_(self.classifier.weight, std=0.001)
         nn.init.zeros_(self.classifier.bias)
+
+    def new_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the layers this network adds to the backbone (none of them pretrained).
+
+        The embedding, its BN and the identity classifier, and AlexNet's BN after fc6 in
+        every stream. Training can give them a larger learning rate than the pretrained
+        layers (``ReidSettings.new_layer_lr_factor``, as BDTR's and AGW's code do).
+        """
+        new = [self.embedding, self.bn, self.classifier]
+        new += [m for m in self.modules() if getattr(m, "rgbir_new_layer", False)]
+        return [p for m in new for p in m.parameters()]
 
     def _shallow(self, x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
         if not self.two_stream:
