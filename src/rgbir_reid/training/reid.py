@@ -65,6 +65,10 @@ CONVERTED_SETS = ("converted_thermal", "converted_visible")
 OPTIMIZERS = ("sgd", "adam")
 AMP_MODES = ("none", "bf16", "fp16")
 MODEL_FORMAT = "rgbir_reid.reid_model/1"
+# Settings that do not change what is learnt (how batches are loaded, the CUDA arithmetic and
+# memory layout; all ignored on CPU): left out of the checkpoint fingerprint, so a run restarted
+# with other values resumes its checkpoint (as training/cyclegan.py does with its own).
+_RUNTIME_FIELDS = ("num_workers", "amp", "channels_last")
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,9 @@ class ReidSettings:
         architecture: a key of ``REID_MODELS`` (``two_stream_alexnet`` is the paper's
             227x227 setting; ``two_stream_resnet50`` the common modern one).
         pretrained: ``"imagenet"``, ``"none"`` or a local torchvision state-dict file.
-        specific_stages: leading backbone stages that are modality-specific (two-stream only).
+        specific_stages: leading backbone stages that are modality-specific (two-stream
+            only); ``"all"`` = one whole trunk per modality, the BDTR layout (see
+            :mod:`rgbir_reid.models.reid`).
         last_stride: 1 or 2 (ResNet only).
         embedding_dim: ``D``. dropout: before the identity classifier (paper 0.5).
     Input (pixels):
@@ -99,24 +105,30 @@ class ReidSettings:
         batches_per_epoch: ``None`` = about one pass over the training rows.
     Losses:
         weight_cross / weight_intra / weight_id: weights of ``l_cross``, ``l_intra``, ``l_id``.
-        margin_cross: ``ρ1``; margin_intra: ``ρ2`` (Euclidean distance units). Both default
-            to 0.5 on L2-normalised embeddings; this project's copy of the paper does not fix
-            them, so treat these two defaults as assumptions to tune.
+        margin_cross: ``ρ1`` = 0.5; margin_intra: ``ρ2`` = 0.1 with weight_intra 0.1
+            (Euclidean distance units, on L2-normalised embeddings). CE²L gives no values;
+            these are BDTR's code's (its BaseLine), an assumption.
         lsr_epsilon: ``ε`` of LSR.
         normalize_embedding: L2-normalise embeddings before the ranking losses (so ``D`` ∈ [0, 2]).
         loss_reduction: ``"mean"`` or ``"sum"`` over the ranking-loss terms (see losses.ranking).
+            The paper's plain Σ is ``"sum"`` over a batch's terms (the paper configs use it);
+            the default ``"mean"`` keeps the loss scale independent of the batch size.
     Optimisation:
         epochs; optimizer ``"sgd"`` (momentum, nesterov off) or ``"adam"``; lr (paper 0.001);
         momentum; weight_decay; warmup_epochs (linear warm-up); lr_milestones (epochs at which
-        lr is multiplied by lr_gamma).
-    Hardware (CUDA only; ignored on CPU):
-        amp: ``"bf16"``, ``"fp16"`` (with a GradScaler) or ``"none"``. channels_last.
-        num_workers: DataLoader worker processes (0 = load in the training process).
+        lr is multiplied by lr_gamma); new_layer_lr_factor: the layers not in the backbone's
+        weights (:meth:`~rgbir_reid.models.reid.ReidNet.new_parameters`) train at
+        ``lr * new_layer_lr_factor`` (1 = one learning rate, as CE²L states; BDTR's and AGW's
+        PyTorch code use 10).
+    Runtime (do not change what is learnt; a checkpoint made with other values resumes):
+        amp: ``"bf16"``, ``"fp16"`` (with a GradScaler) or ``"none"``; channels_last (both
+        CUDA only, ignored on CPU). num_workers: DataLoader worker processes (0 = load in
+        the training process).
     """
 
     architecture: str = "two_stream_alexnet"
     pretrained: str = "imagenet"
-    specific_stages: int = 1
+    specific_stages: int | str = 1
     last_stride: int = 1
     embedding_dim: int = 512
     dropout: float = 0.5
@@ -131,10 +143,10 @@ class ReidSettings:
     num_converted_instances: int | None = None
     batches_per_epoch: int | None = None
     weight_cross: float = 1.0
-    weight_intra: float = 1.0
+    weight_intra: float = 0.1
     weight_id: float = 1.0
     margin_cross: float = 0.5
-    margin_intra: float = 0.5
+    margin_intra: float = 0.1
     lsr_epsilon: float = 0.1
     normalize_embedding: bool = True
     loss_reduction: str = "mean"
@@ -146,6 +158,7 @@ class ReidSettings:
     warmup_epochs: int = 0
     lr_milestones: tuple[int, ...] = (40,)
     lr_gamma: float = 0.1
+    new_layer_lr_factor: float = 1.0
     amp: str = "bf16"
     channels_last: bool = True
     num_workers: int = 4
@@ -188,6 +201,10 @@ class ReidSettings:
             raise bad("num_converted_instances", "null or an integer >= 0")
         if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
             raise bad("batches_per_epoch", "null or an integer >= 1")
+        if self.specific_stages != "all" and not (isinstance(self.specific_stages, int) and self.specific_stages >= 1):
+            raise bad("specific_stages", "an integer >= 1 or 'all'")
+        if self.new_layer_lr_factor <= 0:
+            raise bad("new_layer_lr_factor", "a value > 0")
         for key in ("lr", "margin_cross", "margin_intra", "weight_cross", "weight_intra", "weight_id", "weight_decay"):
             if getattr(self, key) < 0:
                 raise bad(key, "a value >= 0")
@@ -358,11 +375,18 @@ def _lr_factor(settings: ReidSettings) -> Callable[[int], float]:
     return factor
 
 
-def _make_optimizer(model: torch.nn.Module, settings: ReidSettings) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _make_optimizer(model: ReidNet, settings: ReidSettings) -> torch.optim.Optimizer:
+    # Two groups: the backbone's layers at lr, the new ones at lr * new_layer_lr_factor (the
+    # schedule's factor multiplies each group's own initial lr).
+    new = {id(p) for p in model.new_parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) not in new], "lr": settings.lr},
+        {"params": [p for p in trainable if id(p) in new], "lr": settings.lr * settings.new_layer_lr_factor},
+    ]
     if settings.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
 def _rng_state() -> dict:
@@ -397,6 +421,61 @@ def _caller_rng_kept() -> Iterator[None]:
         yield
     finally:
         _set_rng_state(state)
+
+
+def _learnt_settings(settings: ReidSettings) -> dict:
+    """``asdict(settings)`` without the :data:`_RUNTIME_FIELDS`: the settings a checkpoint must share."""
+    return {k: v for k, v in asdict(settings).items() if k not in _RUNTIME_FIELDS}
+
+
+def _setting_changes(old: dict, new: dict) -> list[str]:
+    """``"key old -> new"`` for each key whose value differs between two settings mappings
+    (in the order of ``new``, then keys only ``old`` has; an absent key shows as ``<absent>``)."""
+    changes = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if config_hash(a) != config_hash(b):  # by value: tuples and lists of the same items are equal
+            changes.append(f"{key} {a} -> {b}")
+    return changes
+
+
+def _checkpoint_mismatch(ckpt: dict, learnt: dict, seed: int, cache: dict) -> str:
+    """Why a checkpoint whose fingerprint differs is not resumed, e.g. ``"lr 0.01 -> 0.05, seed 3 -> 4"``.
+
+    ``cache`` is the ``{"rows", "attrs"}`` of this run's training rows; a checkpoint written
+    before the settings were stored in it only gets a generic reason.
+    """
+    if "learnt_settings" not in ckpt:
+        return "it was made with other settings, seed or cache (or by an older version)"
+    reasons = _setting_changes(ckpt["learnt_settings"], learnt)
+    if ckpt.get("seed") != seed:
+        reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
+    old_cache = ckpt.get("cache", {})
+    if config_hash(old_cache) != config_hash(cache):
+        old_attrs, attrs = old_cache.get("attrs", {}), cache["attrs"]
+        # Attribute names only: their values are long hashes.
+        what = [k for k in sorted({*old_attrs, *attrs})
+                if config_hash(old_attrs.get(k)) != config_hash(attrs.get(k))]
+        if old_cache.get("rows") != cache["rows"]:
+            what.insert(0, f"training rows {old_cache.get('rows')} -> {cache['rows']}")
+        reasons.append(f"the cache differs ({', '.join(what)})")
+    return ", ".join(reasons) or "it was made with other settings, seed or cache"
+
+
+def _load_scaler_state(scaler: torch.amp.GradScaler, state: dict, log: logging.Logger) -> None:
+    """Restore ``scaler`` from a checkpoint's ``scaler.state_dict()`` when that state applies to it.
+
+    A disabled GradScaler (CPU, or amp other than ``"fp16"``) saves ``{}``, and an enabled one
+    raises ``RuntimeError`` on ``load_state_dict({})``. So the state is loaded only when it is
+    non-empty and ``scaler`` is enabled; otherwise ``scaler`` stays fresh (an enabled one finds
+    its loss scale again within a few steps), logged at info when a state or a scaler is unused.
+    """
+    if scaler.is_enabled() and state:
+        scaler.load_state_dict(state)
+    elif scaler.is_enabled():
+        log.info("the checkpoint holds no GradScaler state (written without fp16 AMP): starting a fresh scaler")
+    elif state:
+        log.info("the checkpoint's GradScaler state is not used: fp16 AMP is off in this run")
 
 
 # Per-epoch running sums of the training loop, in this order ("total" is the weighted loss).
@@ -451,12 +530,15 @@ def train_reid(
     """Train a re-ID network on the cache's ``settings.train_sets`` rows; return ``out_dir/model.pt``.
 
     Resumes from ``out_dir/checkpoints/last.pt`` when it was written by a run with the same
-    settings, seed and cache (logs ``resuming from epoch N``); a checkpoint from other
-    settings is ignored with a warning. On CPU with ``num_workers=0`` the run is exactly
-    reproducible and a run resumed after any epoch ends with the same weights as an
-    uninterrupted one (RNG states, optimiser, scheduler and sampler epoch are restored; the
-    caller's global RNG states are left as they were). With ``num_workers > 0`` runs are
-    reproducible but the augmentation stream after a resume differs.
+    learnt settings (all but ``num_workers``, ``amp`` and ``channels_last``, which are logged
+    when they differ), seed and cache (logs ``resuming from epoch N``); a checkpoint from
+    other learnt settings, seed or cache is ignored with a warning naming what differs
+    (``lr 0.01 -> 0.05``, ``seed 3 -> 4``, ``the cache differs (...)``). A checkpoint written
+    without fp16 AMP (e.g. on CPU) resumes under fp16 with a fresh GradScaler. On CPU with
+    ``num_workers=0`` the run is exactly reproducible and a run resumed after any epoch ends
+    with the same weights as an uninterrupted one (RNG states, optimiser, scheduler and
+    sampler epoch are restored; the caller's global RNG states are left as they were). With
+    ``num_workers > 0`` runs are reproducible but the augmentation stream after a resume differs.
 
     Args:
         cache_path: HDF5 cache written by ``rgbir_reid.data.cache.write_cache``.
@@ -516,9 +598,11 @@ def train_reid(
                     len(sampler.skipped_identities), sampler.skipped_identities[:20])
 
     cuda = device.type == "cuda"
-    fingerprint = config_hash({
-        "settings": asdict(settings), "seed": seed, "rows": len(rows), "cache": read_cache_attrs(cache_path),
-    })
+    # The checkpoint must share what is learnt: settings but _RUNTIME_FIELDS, seed and cache.
+    learnt = _learnt_settings(settings)
+    runtime = {k: getattr(settings, k) for k in _RUNTIME_FIELDS}
+    cache_id = {"rows": len(rows), "attrs": read_cache_attrs(cache_path)}
+    fingerprint = config_hash({"settings": learnt, "seed": seed, "cache": cache_id})
     with _caller_rng_kept():
         torch.manual_seed(seed)
         np.random.seed(seed)
@@ -539,15 +623,20 @@ def train_reid(
                 model.load_state_dict(ckpt["model"])
                 optimizer.load_state_dict(ckpt["optimizer"])
                 scheduler.load_state_dict(ckpt["scheduler"])
-                scaler.load_state_dict(ckpt["scaler"])
+                _load_scaler_state(scaler, ckpt.get("scaler", {}), log)
                 _set_rng_state(ckpt["rng"])
                 start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
+                changed = _setting_changes(ckpt.get("runtime_settings", runtime), runtime)
+                if changed:
+                    log.info("runtime settings differ from the checkpoint's (%s); they do not change what "
+                             "is learnt, so training resumes anyway", ", ".join(changed))
                 if start_epoch < settings.epochs:
                     log.info("resuming from epoch %d of %d (checkpoint %s)", start_epoch + 1, settings.epochs, ckpt_path)
                 else:
                     log.info("all %d epochs already done (checkpoint %s)", settings.epochs, ckpt_path)
             else:
-                log.warning("ignoring checkpoint %s: it was made with other settings, seed or cache", ckpt_path)
+                log.warning("ignoring checkpoint %s: %s; starting over", ckpt_path,
+                            _checkpoint_mismatch(ckpt, learnt, seed, cache_id))
 
         loader = DataLoader(
             dataset,
@@ -620,6 +709,11 @@ def train_reid(
             )
             checkpoint = {
                 "fingerprint": fingerprint,
+                # What the fingerprint hashes, so an ignored checkpoint can be told apart in words.
+                "learnt_settings": learnt,
+                "runtime_settings": runtime,
+                "seed": seed,
+                "cache": cache_id,
                 "epoch": epoch + 1,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
