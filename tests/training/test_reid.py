@@ -2,7 +2,6 @@
 
 import logging
 from dataclasses import replace
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import torch
 
 from rgbir_reid.data.cache import write_cache
-from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.features import extract_features
 from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD
 from rgbir_reid.training.reid import (
@@ -25,18 +23,11 @@ from rgbir_reid.training.reid import (
     train_reid,
     train_transform,
 )
+from reid_tiny import TINY, assert_same_weights, sample_records
 
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sysu_mm01_sample"
-THERMAL_CAMERAS = (3, 6)
 
 
-def sample_records():
-    return [
-        ImageRecord(str(p), int(p.parent.name), int(p.parent.parent.name[3:]),
-                    "thermal" if int(p.parent.parent.name[3:]) in THERMAL_CAMERAS else "visible", "train")
-        for p in sorted(SAMPLE.glob("cam*/*/*.jpg"))
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -47,33 +38,8 @@ def cache(tmp_path_factory):
     return write_cache(path, records, (32, 16), converters={"rgb2ir": lambda x: 255 - x, "ir2rgb": lambda x: 255 - x})
 
 
-TINY = ReidSettings(
-    architecture="two_stream_resnet18",
-    pretrained="none",
-    embedding_dim=16,
-    image_size=(32, 16),
-    crop_size=(32, 16),
-    crop_padding=2,
-    num_identities=2,
-    num_instances=2,
-    batches_per_epoch=2,
-    epochs=3,
-    lr=0.01,
-    warmup_epochs=1,
-    lr_milestones=(2,),
-    num_workers=0,
-)
 
 
-def weights(model_path):
-    return torch.load(model_path, weights_only=True)["state_dict"]
-
-
-def assert_same_weights(a, b):
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
-    assert not different, f"weights differ: {different[:5]}"
 
 
 @pytest.fixture(scope="module")

@@ -26,40 +26,15 @@ import torch
 
 import rgbir_reid.training.reid as reid
 from rgbir_reid.data.cache import KIND_CONVERTED, KIND_REAL, write_cache
-from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.models.reid import build_reid_model
 from rgbir_reid.training.reid import ReidSettings, reid_loss_terms, settings_for_method, train_reid
+from reid_tiny import TINY, assert_same_weights, sample_records
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sysu_mm01_sample"
-THERMAL_CAMERAS = (3, 6)
 SEED = 3
 
-# As tests/training/test_reid.py; amp="bf16" and channels_last=True (the defaults) do nothing on CPU.
-TINY = ReidSettings(
-    architecture="two_stream_resnet18",
-    pretrained="none",
-    embedding_dim=16,
-    image_size=(32, 16),
-    crop_size=(32, 16),
-    crop_padding=2,
-    num_identities=2,
-    num_instances=2,
-    batches_per_epoch=2,
-    epochs=3,
-    lr=0.01,
-    warmup_epochs=1,
-    lr_milestones=(2,),
-    num_workers=0,
-)
 ONE_EPOCH = replace(TINY, epochs=1)
 
 
-def sample_records():
-    return [
-        ImageRecord(str(p), int(p.parent.name), int(p.parent.parent.name[3:]),
-                    "thermal" if int(p.parent.parent.name[3:]) in THERMAL_CAMERAS else "visible", "train")
-        for p in sorted(SAMPLE.glob("cam*/*/*.jpg"))
-    ]
 
 
 def inverted_grey(x):
@@ -114,15 +89,6 @@ def out_dir_with(checkpoint: Path, out: Path) -> Path:
     return out
 
 
-def weights(model_path):
-    return torch.load(model_path, weights_only=True)["state_dict"]
-
-
-def assert_same_weights(a, b):
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
-    assert not different, f"weights differ: {different[:5]}"
 
 
 def logged(caplog, level):

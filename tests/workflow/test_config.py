@@ -107,3 +107,28 @@ def test_run_without_conversion_skips_the_cyclegan(tmp_path):
     jobs = planned_jobs(proc)
     assert jobs.get("build_cache", 0) >= 1 and jobs.get("train_reid", 0) >= 1, jobs
     assert "train_cyclegan" not in proc.stdout
+
+
+@pytest.mark.parametrize("paper", ["sysu_mm01", "regdb"])
+def test_paper_configs_plan_the_same_budget_for_ce2l_and_baseline(tmp_path, shared_data, paper):
+    # Equal budgets: the dry run's train_reid messages give each method's steps and schedule.
+    config = yaml.safe_load((REPO / "workflow" / "configs" / f"{paper}.yaml").read_text())
+    (name, dataset), = config["datasets"].items()
+    dataset["root"] = str(tmp_path)
+    if paper == "sysu_mm01":
+        protocol = shared_data / "sysu_mm01_protocol"
+        dataset["rand_perm_cam"] = str(next(protocol.rglob("rand_perm_cam.mat")))
+    else:
+        dataset["trials"] = [1]
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(path))
+    budgets = {}
+    for line in proc.stdout.splitlines() + proc.stderr.splitlines():
+        if f"train_reid {name} trial 1 " in line:
+            method, budget = line.split(f"train_reid {name} trial 1 ", 1)[1].split(": ", 1)
+            budgets[method] = budget
+    assert set(budgets) == {"ce2l", "baseline"}, proc.stdout
+    steps = {m: b.split(" steps")[0] for m, b in budgets.items()}
+    schedule = {m: b.split("; ", 1)[1] for m, b in budgets.items()}
+    assert steps["ce2l"] == steps["baseline"] and schedule["ce2l"] == schedule["baseline"], budgets

@@ -69,6 +69,27 @@ def reid_settings(method):
     return canonical(settings)
 
 
+def training_budget(method):
+    """One line on a method's optimisation budget, shown by `snakemake -n` (train_reid's message).
+
+    Steps per epoch are `batches_per_epoch`, or one pass over the method's training rows: with
+    converted sets the rows and the batch both double (K_c = K), so methods run side by side
+    take the same number of steps whenever their epochs, batches_per_epoch and schedule agree.
+    """
+    s = reid_settings(method)
+    converted = bool(CONVERTED_SETS & set(s["train_sets"]))
+    k, p = s["num_instances"], s["num_identities"]
+    k_c = (k if s.get("num_converted_instances") is None else s["num_converted_instances"]) if converted else 0
+    batch = 2 * p * (k + k_c)
+    # Rows per real image: 2 with converted sets (each real image and its conversion).
+    per_epoch = s["batches_per_epoch"] or f"ceil(real training images / {batch / (2 if converted else 1):g})"
+    return (
+        f"{s['epochs']} epochs of {per_epoch} steps, {batch} images per step "
+        f"({p} identities x {k} real{f' + {k_c} converted' if converted else ''} per modality); "
+        f"lr {s['lr']}, x{s['lr_gamma']} at epochs {s['lr_milestones']}, warm-up {s['warmup_epochs']} epochs"
+    )
+
+
 def uses_conversion(method):
     return bool(CONVERTED_SETS & set(reid_settings(method)["train_sets"]))
 

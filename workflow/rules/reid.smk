@@ -14,12 +14,15 @@ rule train_reid:
             labels={"dataset": "{dataset}", "trial": "{trial}", "method": "{method}"},
         ),
         curve_pdf="results/{dataset}/trial{trial}/{method}/losses.pdf",
+    message:
+        "train_reid {wildcards.dataset} trial {wildcards.trial} {wildcards.method}: {params.budget}"
     log:
         "results/logs/{dataset}/trial{trial}/{method}/train_reid.log",
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/{method}/train_reid.tsv"
     params:
         settings=lambda wc: reid_settings(wc.method),
+        budget=lambda wc: training_budget(wc.method),
         device=config["device"],
         seed=config["seed"],
     threads: 8
