@@ -132,3 +132,22 @@ def test_paper_configs_plan_the_same_budget_for_ce2l_and_baseline(tmp_path, shar
     steps = {m: b.split(" steps")[0] for m, b in budgets.items()}
     schedule = {m: b.split("; ", 1)[1] for m, b in budgets.items()}
     assert steps["ce2l"] == steps["baseline"] and schedule["ce2l"] == schedule["baseline"], budgets
+
+
+@pytest.mark.parametrize("paper", ["sysu_mm01", "regdb"])
+def test_paper_configs_build_the_bdtr_two_stream_layout(paper):
+    # BDTR: one AlexNet per modality through fc6 (+ BN); shared: embedding and classifier only.
+    from rgbir_reid.training.reid import ReidSettings, model_from_settings
+
+    reid = yaml.safe_load((REPO / "workflow" / "configs" / f"{paper}.yaml").read_text())["reid"]
+    settings = settings_from(ReidSettings, reid, "reid")
+    assert settings.architecture == "two_stream_alexnet" and settings.specific_stages == "all"
+    model = model_from_settings(settings, 10, pretrained="none")
+    specific = {n.split(".", 1)[1] for n, _ in model.named_parameters() if n.startswith("visible_stream.")}
+    assert specific == {n.split(".", 1)[1] for n, _ in model.named_parameters() if n.startswith("thermal_stream.")}
+    # conv1 .. conv5 (torchvision's feature indices), fc6 and its BN: every weighted layer
+    assert {n for n in specific if n.endswith("weight")} == {
+        "0.0.weight", "1.3.weight", "2.6.weight", "3.8.weight", "4.10.weight", "5.2.weight", "5.3.weight",
+    }
+    tops = {n.split(".")[0] for n, _ in model.named_parameters()}
+    assert tops - {"visible_stream", "thermal_stream"} == {"embedding", "bn", "classifier"}
