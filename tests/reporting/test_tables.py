@@ -131,8 +131,7 @@ def test_write_tables_files_exactly(tmp_path):
         "",
         "### Reported in the papers",
         "",
-        "Numbers as published (no std); sources below. – = not filled in; * = recalled from the cited table, "
-        "to be checked against the paper.",
+        "Numbers as published (no std); sources below. – = not filled in.",
         "",
         f"| Method | {heads} | Source |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -220,3 +219,14 @@ def test_metrics_without_chance_keys_still_report(tmp_path):
     assert "| chance (random ranking) | – |  |  | – |" in md.split("## SYSU-MM01 indoor-search multi-shot official")[1]
     chance = pd.read_csv(paths["csv"]).query("section == 'chance level'")
     assert len(chance) == 2 and chance.filter(like=" mean").isna().all().all()
+
+
+def test_recalled_rows_are_starred_and_explained(tmp_path):
+    from dataclasses import replace
+
+    ce2l = [r for r in PUBLISHED_RESULTS if r.method == "CE²L"]
+    recalled = [replace(ce2l[0], checked="recalled"), *ce2l[1:]]  # its RegDB row
+    text = write_tables(ROWS[:4], tmp_path / "recalled", published=recalled)["md"].read_text()
+    assert "* = recalled from the cited table" in text and "| dai_ce2l*, dai_ce2l |" in text
+    text = write_tables(ROWS[:4], tmp_path / "plain", published=ce2l)["md"].read_text()
+    assert "recalled" not in text and "dai_ce2l*" not in text
