@@ -33,7 +33,7 @@ from rgbir_reid.data.records import THERMAL, VISIBLE, ImageRecord
 from rgbir_reid.data.transforms import load_image, to_tensor, to_uint8
 from rgbir_reid.device import resolve_device
 from rgbir_reid.models.cyclegan import GENERATOR_NAMES, build_cyclegan
-from rgbir_reid.training.cyclegan import load_generators, make_converters, save_generators
+from rgbir_reid.conversion import load_generators, make_converters, save_generators
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sysu_mm01_sample"
 SIZE = (288, 144)

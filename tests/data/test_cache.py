@@ -19,7 +19,7 @@ from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE, ImageRecord
 from rgbir_reid.data.transforms import load_image
 from rgbir_reid.io import sha256_file
 from rgbir_reid.models.cyclegan import build_cyclegan
-from rgbir_reid.training.cyclegan import build_cache, make_converters, save_generators
+from rgbir_reid.conversion import build_cache, make_converters, save_generators
 
 SIZE = (32, 16)
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rgbir_reid.data.paired import read_pairs
+from rgbir_reid.conversion import convert_images
+from rgbir_reid.data.paired import load_pairs, read_pairs
 from rgbir_reid.evaluation.fidelity import BASELINE_NAME, conversion_fidelity, l1_error, psnr, ssim, to_grey
 from rgbir_reid.training.cyclegan import CycleGANSettings, train_cyclegan
 
@@ -67,7 +68,9 @@ def test_brief_training_on_llvip_gives_fidelity_table(shared_data, tmp_path):
     )
     # Unpaired training: the pairing of the training set is not used.
     gen = train_cyclegan([p.visible for p in train], [p.infrared for p in train][::-1], tmp_path, settings, seed=0)
-    table = conversion_fidelity(gen, test, (32, 32), "cpu")
+    visible, infrared = load_pairs(test, (32, 32))
+    converted = convert_images(gen, visible, "rgb2ir")
+    table = conversion_fidelity(visible, infrared, converted)
     assert table["method"].tolist() == ["G_rgb2ir", BASELINE_NAME]
     assert (table["n_pairs"] == 12).all()
     values = table[["l1", "psnr_db", "ssim"]].to_numpy()

@@ -12,7 +12,7 @@ from rgbir_reid.data.records import read_records_csv  # noqa: E402
 from rgbir_reid.device import resolve_device  # noqa: E402
 from rgbir_reid.io import config_hash  # noqa: E402
 from rgbir_reid.scripting import run_script  # noqa: E402
-from rgbir_reid.training.cyclegan import build_cache  # noqa: E402
+from rgbir_reid.conversion import build_cache  # noqa: E402
 
 
 def main(smk, logger):

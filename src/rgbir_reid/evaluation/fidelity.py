@@ -12,22 +12,14 @@ mean of the per-image values.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 import pandas as pd
-import torch
 from skimage.metrics import structural_similarity
-
-from rgbir_reid.data.paired import ImagePair, load_pairs
-from rgbir_reid.models.cyclegan import translate
-from rgbir_reid.training.cyclegan import load_generators
 
 # ITU-R BT.601 luma weights (R, G, B).
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 BASELINE_NAME = "grey visible (baseline)"
-GENERATOR_NAME = "G_rgb2ir"  # key of load_generators and the table row label
+GENERATOR_NAME = "G_rgb2ir"  # the table row label of the converted images
 
 
 def _as_batch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,21 +81,14 @@ def fidelity_row(method: str, converted: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
-def conversion_fidelity(
-    generator_path: str | Path,
-    pairs: Sequence[ImagePair],
-    image_size: tuple[int, int],
-    device: torch.device | str = "cpu",
-    batch_size: int = 8,
-) -> pd.DataFrame:
-    """Score ``G_rgb2ir(visible)`` against the real infrared image of held-out registered pairs.
+def conversion_fidelity(visible: np.ndarray, infrared: np.ndarray, converted: np.ndarray) -> pd.DataFrame:
+    """Score converted images against the real infrared images of registered pairs.
 
     Args:
-        generator_path: a ``generator.pt`` from :func:`rgbir_reid.training.cyclegan.train_cyclegan`.
-        pairs: held-out pairs (:func:`rgbir_reid.data.paired.read_pairs` of the test folder).
-        image_size: ``(height, width)`` both images are resized to before conversion and scoring.
-        device: where the generator runs.
-        batch_size: images per forward pass.
+        visible: uint8 ``[N, H, W, 3]`` visible images of held-out pairs.
+        infrared: uint8 ``[N, H, W, 3]`` their registered infrared images (the truth).
+        converted: uint8 ``[N, H, W, 3]``, ``G_rgb2ir(visible)`` as the conversion stage wrote
+            it (:func:`rgbir_reid.conversion.convert_images`).
 
     Returns:
         Two rows, ``G_rgb2ir`` and ``grey visible (baseline)``, with columns ``method``,
@@ -111,13 +96,14 @@ def conversion_fidelity(
         ``psnr_db`` (dB, higher is better) and ``ssim`` ([-1, 1], higher is better).
 
     Raises:
-        ValueError: if ``pairs`` is empty.
-        DatasetFormatError: if an image cannot be decoded (names the file).
+        ValueError: if there are no pairs or the three arrays differ in shape.
     """
-    if not pairs:
+    if len(infrared) == 0:
         raise ValueError("conversion_fidelity: no pairs given")
-    visible, infrared = load_pairs(pairs, image_size)
-    generator = load_generators(generator_path, device)[GENERATOR_NAME]
-    fake_ir = translate(generator, visible, device, batch_size)
-    rows = [fidelity_row(GENERATOR_NAME, fake_ir, infrared), fidelity_row(BASELINE_NAME, to_grey(visible), infrared)]
+    if not visible.shape == infrared.shape == converted.shape:
+        raise ValueError(
+            f"conversion_fidelity: visible {visible.shape}, infrared {infrared.shape} and converted "
+            f"{converted.shape} must have one shape"
+        )
+    rows = [fidelity_row(GENERATOR_NAME, converted, infrared), fidelity_row(BASELINE_NAME, to_grey(visible), infrared)]
     return pd.DataFrame(rows, columns=["method", "n_pairs", "l1", "psnr_db", "ssim"])

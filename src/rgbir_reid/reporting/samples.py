@@ -1,17 +1,13 @@
-"""Sample grids of CycleGAN translations, for eyeballing a generator."""
+"""Sample grids of modality conversions, for eyeballing a generator."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
-from torch import nn
 
 from rgbir_reid.io import atomic_output
-from rgbir_reid.models.cyclegan import translate
 
 COLUMNS = ("real RGB", "fake IR", "real IR", "fake RGB")
 _GAP = 2  # pixels of white between tiles
@@ -19,44 +15,37 @@ _HEADER = 12  # pixels of header row holding the column titles
 
 
 def save_sample_grid(
-    generators_or_path: Mapping[str, nn.Module] | str | Path,
     visible: np.ndarray,
+    fake_ir: np.ndarray,
     thermal: np.ndarray,
+    fake_rgb: np.ndarray,
     out_png: str | Path,
-    *,
-    device: torch.device | str = "cpu",
 ) -> Path:
     """Write a PNG with one row per sample: ``real RGB | fake IR | real IR | fake RGB``.
 
-    ``fake IR = G_rgb2ir(real RGB)`` and ``fake RGB = G_ir2rgb(real IR)`` of the same row; the
-    RGB and IR images of a row need not show the same scene (CycleGAN data are unpaired).
+    ``fake_ir[i]`` is the conversion of ``visible[i]`` and ``fake_rgb[i]`` that of
+    ``thermal[i]`` (e.g. by :func:`rgbir_reid.conversion.convert_images`); the RGB and IR
+    images of a row need not show the same scene (CycleGAN data are unpaired).
 
     Args:
-        generators_or_path: ``{"G_rgb2ir": ..., "G_ir2rgb": ...}`` (as returned by
-            :func:`rgbir_reid.training.cyclegan.load_generators`) or a ``generator.pt`` path.
-        visible: uint8 ``[N, H, W, 3]`` real visible images.
-        thermal: uint8 ``[N, H, W, 3]`` real thermal images, same shape as ``visible``.
+        visible, fake_ir, thermal, fake_rgb: uint8 ``[N, H, W, 3]`` arrays of one shape, N >= 1.
         out_png: destination, written atomically.
-        device: where the generators run.
 
     Raises:
-        ValueError: if the two arrays differ in shape or are not uint8 ``[N, H, W, 3]`` with N >= 1.
+        ValueError: if the arrays differ in shape or are not uint8 ``[N, H, W, 3]`` with N >= 1.
     """
-    if visible.shape != thermal.shape or visible.ndim != 4 or visible.shape[-1] != 3 or len(visible) == 0:
-        raise ValueError(f"save_sample_grid: expected two uint8 [N, H, W, 3] arrays of one shape, N >= 1; got {visible.shape} and {thermal.shape}")
-    if visible.dtype != np.uint8 or thermal.dtype != np.uint8:
-        raise ValueError(f"save_sample_grid: expected uint8 images, got {visible.dtype} and {thermal.dtype}")
-    if isinstance(generators_or_path, (str, Path)):
-        from rgbir_reid.training.cyclegan import load_generators  # training imports this module
-
-        generators = load_generators(generators_or_path, device)
-    else:
-        generators = generators_or_path
-    fake_ir = translate(generators["G_rgb2ir"], visible, device)
-    fake_rgb = translate(generators["G_ir2rgb"], thermal, device)
-    n, h, w, _ = visible.shape
+    columns = (visible, fake_ir, thermal, fake_rgb)
+    shape = visible.shape
+    if any(c.shape != shape for c in columns) or len(shape) != 4 or shape[-1] != 3 or shape[0] == 0:
+        raise ValueError(
+            "save_sample_grid: expected four uint8 [N, H, W, 3] arrays of one shape, N >= 1; got "
+            + ", ".join(str(c.shape) for c in columns)
+        )
+    if any(c.dtype != np.uint8 for c in columns):
+        raise ValueError(f"save_sample_grid: expected uint8 images, got {[str(c.dtype) for c in columns]}")
+    n, h, w, _ = shape
     grid = np.full((_HEADER + n * (h + _GAP), 4 * (w + _GAP), 3), 255, np.uint8)
-    for i, row in enumerate(zip(visible, fake_ir, thermal, fake_rgb)):
+    for i, row in enumerate(zip(*columns)):
         for j, tile in enumerate(row):
             y, x = _HEADER + i * (h + _GAP), j * (w + _GAP)
             grid[y : y + h, x : x + w] = tile

@@ -7,7 +7,8 @@ and their paper symbols are mapped in :mod:`rgbir_reid.models.cyclegan`.
 Files written under ``out_dir``:
 
 - ``generator.pt`` — both generators' state dicts and what is needed to rebuild them
-  (see :func:`save_generators`); the input of :func:`make_converters` and the cache build.
+  (see :func:`rgbir_reid.conversion.save_generators`); what the conversion stage
+  (:mod:`rgbir_reid.conversion`: converters, the cache build) loads.
 - ``checkpoints/last.pt`` — full training state every ``checkpoint_every`` iterations;
   rerunning :func:`train_cyclegan` with the same inputs resumes from it.
 - ``losses.csv`` — one row per ``log_every`` iterations: mean of each loss term.
@@ -33,10 +34,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from rgbir_reid.data.cache import write_cache
-from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.data.transforms import load_image, to_tensor
-from rgbir_reid.io import atomic_output, config_hash, sha256_file
+from rgbir_reid.conversion import save_generators
+from rgbir_reid.io import atomic_output, config_hash
 from rgbir_reid.losses.gan import (
     ImageHistoryBuffer,
     cycle_consistency_loss,
@@ -47,14 +47,12 @@ from rgbir_reid.losses.gan import (
 from rgbir_reid.models.cyclegan import (
     DISCRIMINATOR_NAMES,
     GENERATOR_NAMES,
-    ResnetGenerator,
     build_cyclegan,
     default_n_blocks,
     translate,
 )
 from rgbir_reid.reporting.samples import save_sample_grid
 
-GENERATOR_FORMAT = 1
 CHECKPOINT_FORMAT = 1
 LOSS_TERMS = ("G_gan_ir", "G_gan_rgb", "cycle_rgb", "cycle_ir", "idt_rgb", "idt_ir", "G_total", "D_ir", "D_rgb")
 # Settings that do not change what is learnt: a checkpoint made with other values still resumes.
@@ -202,91 +200,6 @@ class UnpairedImages(Dataset):
         v = self.visible[int(rng.integers(len(self.visible)))]
         t = self.thermal[int(rng.integers(len(self.thermal)))]
         return self._augment(v, rng), self._augment(t, rng)
-
-
-def save_generators(path: str | Path, generators: Mapping[str, nn.Module], *, extra: Mapping | None = None) -> Path:
-    """Write both generators to ``path`` atomically, with what is needed to rebuild them.
-
-    Layout (plain dict; ``torch.load(weights_only=True)`` loads it): ``format`` (int),
-    ``G_rgb2ir`` and ``G_ir2rgb`` (state dicts, CPU tensors), ``ngf``, ``n_blocks`` (int),
-    plus the items of ``extra`` (e.g. ``settings``, ``iterations``, ``seed``).
-    """
-    g = generators["G_rgb2ir"]
-    payload = {
-        "format": GENERATOR_FORMAT,
-        "ngf": int(g.ngf),
-        "n_blocks": int(g.n_blocks),
-        **{name: {k: v.detach().cpu() for k, v in generators[name].state_dict().items()} for name in GENERATOR_NAMES},
-        **dict(extra or {}),
-    }
-    with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
-
-
-def load_generators(path: str | Path, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
-    """Rebuild ``{"G_rgb2ir": ..., "G_ir2rgb": ...}`` from a ``generator.pt``, in eval mode on ``device``.
-
-    Raises:
-        ValueError: if the file is not a generator checkpoint of a known format (names the file).
-    """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != GENERATOR_FORMAT or any(n not in state for n in GENERATOR_NAMES):
-        raise ValueError(f"{path}: not a CycleGAN generator file of format {GENERATOR_FORMAT} (keys {GENERATOR_NAMES}, 'format')")
-    out = {}
-    for name in GENERATOR_NAMES:
-        g = ResnetGenerator(int(state["ngf"]), int(state["n_blocks"]))
-        g.load_state_dict(state[name])
-        out[name] = g.to(device).eval()
-    return out
-
-
-def make_converters(
-    generator_path: str | Path,
-    device: torch.device | str = "cpu",
-    batch_size: int = 16,
-) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """Converters for :func:`rgbir_reid.data.cache.write_cache`: ``{"rgb2ir": f, "ir2rgb": g}``.
-
-    Each maps uint8 ``[B, H, W, 3]`` to uint8 ``[B, H, W, 3]`` in the other modality, at the
-    size given (the generators are fully convolutional; sides not divisible by 4 are padded and
-    cropped back), running ``batch_size`` images per forward pass in inference mode.
-    """
-    gens = load_generators(generator_path, device)
-
-    def converter(name: str) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda images: translate(gens[name], images, device, batch_size)
-
-    return {"rgb2ir": converter("G_rgb2ir"), "ir2rgb": converter("G_ir2rgb")}
-
-
-def build_cache(
-    out_path: str | Path,
-    records: Sequence[ImageRecord],
-    image_size: tuple[int, int],
-    generator_path: str | Path | None,
-    *,
-    device: torch.device | str = "cpu",
-    batch_size: int = 32,
-    config_hash: str = "",
-    progress: Callable[[int], None] | None = None,
-) -> Path:
-    """Write the trial's HDF5 cache of real + converted images (``write_cache`` + :func:`make_converters`).
-
-    The cache's ``generator_sha256`` attribute is the sha256 of ``generator_path``'s bytes, so a
-    different generator is visible in the file (and ``cache_is_current`` turns false).
-    ``generator_path=None`` stores real images only (no method of the run uses conversion).
-    """
-    return write_cache(
-        out_path,
-        records,
-        image_size,
-        converters=make_converters(generator_path, device, batch_size) if generator_path else None,
-        batch_size=batch_size,
-        generator_sha256=sha256_file(generator_path) if generator_path else "",
-        config_hash=config_hash,
-        progress=progress,
-    )
 
 
 def _data_fingerprint(visible_paths: Sequence[str], thermal_paths: Sequence[str]) -> str:
@@ -501,7 +414,9 @@ def train_cyclegan(
         vis = np.stack([load_image(p, s.image_size) for p in _evenly_spaced(visible, k)])
         th = np.stack([load_image(p, s.image_size) for p in _evenly_spaced(thermal, k)])
         n = min(len(vis), len(th))
-        save_sample_grid(generators, vis[:n], th[:n], out_dir / "samples.png", device=device)
+        fake_ir = translate(generators["G_rgb2ir"], vis[:n], device)
+        fake_rgb = translate(generators["G_ir2rgb"], th[:n], device)
+        save_sample_grid(vis[:n], fake_ir, th[:n], fake_rgb, out_dir / "samples.png")
     gen_path = save_generators(
         out_dir / "generator.pt",
         generators,

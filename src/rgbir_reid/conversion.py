@@ -1,0 +1,137 @@
+"""Modality conversion: the trained CycleGAN generators applied to images.
+
+The part of the pipeline that owns conversion: the generator file format
+(:func:`save_generators` / :func:`load_generators`), converters of uint8 image batches
+(:func:`make_converters`, :func:`convert_images`) and the per-trial HDF5 cache of real and
+converted training images (:func:`build_cache`). Training (``rgbir_reid.training.cyclegan``)
+writes the generator file; evaluation and reporting see only the images converted here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from rgbir_reid.data.cache import write_cache
+from rgbir_reid.data.records import ImageRecord
+from rgbir_reid.io import atomic_output, sha256_file
+from rgbir_reid.models.cyclegan import GENERATOR_NAMES, ResnetGenerator, translate
+
+GENERATOR_FORMAT = 1
+# Conversion directions and the generator that performs each.
+DIRECTIONS = {"rgb2ir": "G_rgb2ir", "ir2rgb": "G_ir2rgb"}
+
+
+def save_generators(path: str | Path, generators: Mapping[str, nn.Module], *, extra: Mapping | None = None) -> Path:
+    """Write both generators to ``path`` atomically, with what is needed to rebuild them.
+
+    Layout (plain dict; ``torch.load(weights_only=True)`` loads it): ``format`` (int),
+    ``G_rgb2ir`` and ``G_ir2rgb`` (state dicts, CPU tensors), ``ngf``, ``n_blocks`` (int),
+    plus the items of ``extra`` (e.g. ``settings``, ``iterations``, ``seed``).
+    """
+    g = generators["G_rgb2ir"]
+    payload = {
+        "format": GENERATOR_FORMAT,
+        "ngf": int(g.ngf),
+        "n_blocks": int(g.n_blocks),
+        **{name: {k: v.detach().cpu() for k, v in generators[name].state_dict().items()} for name in GENERATOR_NAMES},
+        **dict(extra or {}),
+    }
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_generators(path: str | Path, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
+    """Rebuild ``{"G_rgb2ir": ..., "G_ir2rgb": ...}`` from a ``generator.pt``, in eval mode on ``device``.
+
+    Raises:
+        ValueError: if the file is not a generator checkpoint of a known format (names the file).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != GENERATOR_FORMAT or any(n not in state for n in GENERATOR_NAMES):
+        raise ValueError(f"{path}: not a CycleGAN generator file of format {GENERATOR_FORMAT} (keys {GENERATOR_NAMES}, 'format')")
+    out = {}
+    for name in GENERATOR_NAMES:
+        g = ResnetGenerator(int(state["ngf"]), int(state["n_blocks"]))
+        g.load_state_dict(state[name])
+        out[name] = g.to(device).eval()
+    return out
+
+
+def make_converters(
+    generator_path: str | Path,
+    device: torch.device | str = "cpu",
+    batch_size: int = 16,
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Converters for :func:`rgbir_reid.data.cache.write_cache`: ``{"rgb2ir": f, "ir2rgb": g}``.
+
+    Each maps uint8 ``[B, H, W, 3]`` to uint8 ``[B, H, W, 3]`` in the other modality, at the
+    size given (the generators are fully convolutional; sides not divisible by 4 are padded and
+    cropped back), running ``batch_size`` images per forward pass in inference mode.
+    """
+    gens = load_generators(generator_path, device)
+
+    def converter(name: str) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda images: translate(gens[name], images, device, batch_size)
+
+    return {"rgb2ir": converter("G_rgb2ir"), "ir2rgb": converter("G_ir2rgb")}
+
+
+def build_cache(
+    out_path: str | Path,
+    records: Sequence[ImageRecord],
+    image_size: tuple[int, int],
+    generator_path: str | Path | None,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 32,
+    config_hash: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write the trial's HDF5 cache of real + converted images (``write_cache`` + :func:`make_converters`).
+
+    The cache's ``generator_sha256`` attribute is the sha256 of ``generator_path``'s bytes, so a
+    different generator is visible in the file (and ``cache_is_current`` turns false).
+    ``generator_path=None`` stores real images only (no method of the run uses conversion).
+    """
+    return write_cache(
+        out_path,
+        records,
+        image_size,
+        converters=make_converters(generator_path, device, batch_size) if generator_path else None,
+        batch_size=batch_size,
+        generator_sha256=sha256_file(generator_path) if generator_path else "",
+        config_hash=config_hash,
+        progress=progress,
+    )
+
+
+def convert_images(
+    generator_path: str | Path,
+    images: np.ndarray,
+    direction: str,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 16,
+) -> np.ndarray:
+    """Convert uint8 ``[N, H, W, 3]`` images with one generator of a ``generator.pt``.
+
+    Args:
+        direction: ``"rgb2ir"`` (visible -> infrared) or ``"ir2rgb"``.
+
+    Returns:
+        uint8 ``[N, H, W, 3]`` images in the other modality.
+
+    Raises:
+        ValueError: unknown direction, or the file is not a generator file (names it).
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+    return make_converters(generator_path, device, batch_size)[direction](images)
+
+
