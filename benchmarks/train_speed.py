@@ -110,7 +110,7 @@ def loader_speed(cache: Path, settings: ReidSettings, batch: int, workers: int, 
     if batched:
         dataset = CacheBatchDataset(cache)
         augment = train_transform(settings)
-        batches = torch.randint(0, len(dataset), (10**6 // batch, batch), generator=g).tolist()
+        batches = torch.randint(0, len(dataset), (images // batch + 2, batch), generator=g).tolist()
         loader = DataLoader(dataset, sampler=batches, batch_size=None, num_workers=workers,
                             persistent_workers=workers > 0)
     else:

@@ -79,7 +79,7 @@ def make_converters(
     def converter(name: str) -> Callable[[np.ndarray], np.ndarray]:
         return lambda images: translate(gens[name], images, device, batch_size)
 
-    return {"rgb2ir": converter("G_rgb2ir"), "ir2rgb": converter("G_ir2rgb")}
+    return {direction: converter(name) for direction, name in DIRECTIONS.items()}
 
 
 def build_cache(

@@ -80,11 +80,10 @@ def embed(model: ReidNet, x: torch.Tensor, modality: torch.Tensor, *, flip: bool
         modality: int ``[N]`` (0 visible, 1 thermal), which stream each image takes.
         flip: average with the mirrored image.
     """
-    emb, _ = model(x, modality)
+    emb = model(x, modality)[0].float()
     if flip:
-        emb_flip, _ = model(torch.flip(x, dims=[3]), modality)
-        emb = (emb.float() + emb_flip.float()) / 2
-    return F.normalize(emb.float(), dim=1)
+        emb = (emb + model(torch.flip(x, dims=[3]), modality)[0].float()) / 2
+    return F.normalize(emb, dim=1)
 
 
 def extract_features(

@@ -77,7 +77,7 @@ def training_budget(method):
     take the same number of steps whenever their epochs, batches_per_epoch and schedule agree.
     """
     s = reid_settings(method)
-    converted = bool(CONVERTED_SETS & set(s["train_sets"]))
+    converted = uses_conversion(method)
     k, p = s["num_instances"], s["num_identities"]
     k_c = (k if s.get("num_converted_instances") is None else s["num_converted_instances"]) if converted else 0
     batch = 2 * p * (k + k_c)

@@ -235,17 +235,11 @@ class CacheBatchDataset(CacheDataset):
     device (:class:`rgbir_reid.data.transforms.BatchAugmentation`); rows are read one by one
     (h5py's fancy indexing over a chunk-per-image file is much slower), and may repeat.
 
-    Args:
-        path: cache file written by :func:`write_cache`.
-        indices: optional subset of rows; positions index into it. Default all rows.
-
-    Items are dicts of tensors over the ``B`` positions asked for: ``"image"`` uint8
+    Constructed as :class:`CacheDataset` (``path``, optional ``indices``: positions index into
+    them); ``transform`` is not used. Items are dicts of tensors over the ``B`` positions asked for: ``"image"`` uint8
     ``[B, 3, H, W]``, ``"pid"``, ``"camera"``, ``"modality"``, ``"kind"``, ``"index"`` (the
     row in the file), each int64 ``[B]``.
     """
-
-    def __init__(self, path: str | Path, indices: Sequence[int] | np.ndarray | None = None) -> None:
-        super().__init__(path, indices)
 
     def __getitem__(self, positions: Sequence[int]) -> dict:  # type: ignore[override]
         rows = self.indices[np.asarray(positions, dtype=np.int64)]

@@ -8,7 +8,7 @@ each sample is routed by its modality (0 visible, 1 thermal: the modality its pi
 the remaining stages, the pooling and the head are shared. A **one-stream** network shares
 everything and ignores the modality.
 
-``specific_stages = len(stages)`` (:func:`num_stages`: 6 for AlexNet, 5 for the others) is
+``specific_stages = len(stages)`` (6 for AlexNet, 5 for the others; ``"all"`` says so) is
 the layout of BDTR (Ye et al., IJCAI 2018), CE²L's BaseLine: one whole trunk per modality —
 for AlexNet conv1 through fc6 with BN after fc6, as BDTR's code has it — and only the
 embedding (BDTR's fc7; here ``Linear`` + BN) and the identity classifier shared. The paper
@@ -131,21 +131,6 @@ def _shufflenet_stages(model: nn.Module, last_stride: int) -> tuple[list[nn.Modu
     return stages, pool, model.fc.in_features
 
 
-# Stages per backbone (the largest ``specific_stages``: one whole trunk per modality).
-NUM_STAGES = {"resnet18": 5, "resnet50": 5, "alexnet": 6, "shufflenet_v2_x0_5": 5, "shufflenet_v2_x1_0": 5}
-
-
-def num_stages(backbone: str) -> int:
-    """Stages the backbone is cut into (AlexNet 6, ResNet and ShuffleNet V2 5).
-
-    Raises:
-        ValueError: unknown backbone (lists valid ones).
-    """
-    if backbone not in NUM_STAGES:
-        raise ValueError(f"unknown backbone {backbone!r}; valid: {sorted(NUM_STAGES)}")
-    return NUM_STAGES[backbone]
-
-
 STAGE_SPLITTERS = {
     "resnet18": _resnet_stages,
     "resnet50": _resnet_stages,
@@ -164,8 +149,9 @@ class ReidNet(nn.Module):
         num_classes: training identities ``C`` (classifier outputs).
         two_stream: modality-specific shallow stages if True, all shared if False.
         specific_stages: leading stages that are modality-specific (1 = ResNet stem /
-            AlexNet conv1 block; up to :func:`num_stages`, the BDTR layout with one whole
-            trunk per modality; ``"all"`` says the same for any backbone). Ignored when
+            AlexNet conv1 block; up to the number of stages, 6 for AlexNet and 5 for the
+            others: the BDTR layout with one whole trunk per modality, which ``"all"`` gives
+            for any backbone). Ignored when
             ``two_stream`` is False.
         embedding_dim: ``D``.
         dropout: dropout before the identity classifier (paper: 0.5).
@@ -191,12 +177,13 @@ class ReidNet(nn.Module):
         super().__init__()
         if num_classes < 1 or embedding_dim < 1:
             raise ValueError(f"num_classes and embedding_dim must be >= 1, got {num_classes}, {embedding_dim}")
-        if specific_stages == "all":
-            specific_stages = num_stages(backbone)
-        if not isinstance(specific_stages, int) or not 1 <= specific_stages <= num_stages(backbone):
-            raise ValueError(f"specific_stages must be in 1..{num_stages(backbone)} for {backbone}, got {specific_stages}")
+        if backbone not in STAGE_SPLITTERS:
+            raise ValueError(f"unknown backbone {backbone!r}; valid: {sorted(STAGE_SPLITTERS)}")
         stages, pool, feature_dim = STAGE_SPLITTERS[backbone](load_torchvision_backbone(backbone, pretrained), last_stride)
-        assert len(stages) == num_stages(backbone)
+        if specific_stages == "all":
+            specific_stages = len(stages)
+        if not isinstance(specific_stages, int) or not 1 <= specific_stages <= len(stages):
+            raise ValueError(f"specific_stages must be in 1..{len(stages)} (or 'all') for {backbone}, got {specific_stages}")
         self.two_stream = two_stream
         shallow = nn.Sequential(*stages[:specific_stages])
         if two_stream:
@@ -220,7 +207,7 @@ class ReidNet(nn.Module):
 
         The embedding, its BN and the identity classifier, and AlexNet's BN after fc6 in
         every stream. Training can give them a larger learning rate than the pretrained
-        layers (``ReidSettings.new_layer_lr_factor``, as BDTR's and AGW's code do).
+        layers (``ReidSettings.new_layer_lr_factor``, as Ye et al.'s PyTorch baselines do).
         """
         new = [self.embedding, self.bn, self.classifier]
         new += [m for m in self.modules() if getattr(m, "rgbir_new_layer", False)]

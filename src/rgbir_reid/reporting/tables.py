@@ -310,7 +310,7 @@ def _markdown(filled: _Filled) -> str:
                 "",
                 "Numbers as published (no std); sources below. – = not filled in"
                 + ("; * = recalled from the cited table, to be checked against the paper."
-                   if any(src.endswith("*") or "*," in src for _, src, _ in published_body) else "."),
+                   if any("*" in src for _, src, _ in published_body) else "."),
                 "",
             ]
             published_cells = [[method, *(MISSING if v is None else f"{v:.2f}" for v in values), src] for method, src, values in published_body]

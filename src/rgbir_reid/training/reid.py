@@ -118,8 +118,8 @@ class ReidSettings:
         momentum; weight_decay; warmup_epochs (linear warm-up); lr_milestones (epochs at which
         lr is multiplied by lr_gamma); new_layer_lr_factor: the layers not in the backbone's
         weights (:meth:`~rgbir_reid.models.reid.ReidNet.new_parameters`) train at
-        ``lr * new_layer_lr_factor`` (1 = one learning rate, as CE²L states; BDTR's and AGW's
-        PyTorch code use 10).
+        ``lr * new_layer_lr_factor`` (1 = one learning rate, as CE²L states; the PyTorch
+        BDTR-style baseline and AGW code of Ye et al. use 10).
     Runtime (do not change what is learnt; a checkpoint made with other values resumes):
         amp: ``"bf16"``, ``"fp16"`` (with a GradScaler) or ``"none"``; channels_last (both
         CUDA only, ignored on CPU). num_workers: DataLoader worker processes (0 = load in
