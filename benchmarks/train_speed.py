@@ -31,7 +31,10 @@ from torchvision.transforms import v2
 from rgbir_reid.data.cache import CacheBatchDataset, CacheDataset, write_cache
 from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD
-from rgbir_reid.training.reid import ReidSettings, model_from_settings, reid_loss_terms, train_transform
+from rgbir_reid.training.reid import train_transform
+from rgbir_reid.training.reid_loss import reid_loss_terms
+from rgbir_reid.training.reid_model import model_from_settings
+from rgbir_reid.training.reid_settings import ReidSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sysu_mm01_sample"
 NUM_CLASSES = 395  # SYSU-MM01 training + validation identities

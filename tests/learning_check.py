@@ -29,7 +29,8 @@ from rgbir_reid.evaluation.protocols import EvaluationSettings, evaluate_feature
 from rgbir_reid.features import extract_features
 from rgbir_reid.models.reid import ReidNet
 from rgbir_reid.training import reid as reid_training
-from rgbir_reid.training.reid import ReidSettings, train_reid
+from rgbir_reid.training.reid import train_reid
+from rgbir_reid.training.reid_settings import ReidSettings
 
 # Identities: many for training (what lets features generalise), as many for the test
 # gallery as the default demo has.

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from rgbir_reid.data.records import ImageRecord
-from rgbir_reid.training.reid import ReidSettings
+from rgbir_reid.training.reid_settings import ReidSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sysu_mm01_sample"
 THERMAL_CAMERAS = (3, 6)

@@ -13,7 +13,9 @@ from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.data.transforms import load_image
 from rgbir_reid.features import extract_features, imagenet_normalize, load_test_image
 from rgbir_reid.models.reid import build_reid_model
-from rgbir_reid.training.reid import ReidSettings, save_reid_model, train_transform
+from rgbir_reid.training.reid import train_transform
+from rgbir_reid.training.reid_model import save_reid_model
+from rgbir_reid.training.reid_settings import ReidSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sysu_mm01_sample"
 SETTINGS = ReidSettings(

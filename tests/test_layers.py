@@ -68,3 +68,10 @@ def test_no_import_cycles_between_parts():
     for node in sorted(graph):
         if not state.get(node):
             visit(node, [])
+
+
+def test_method_families_sit_on_top():
+    # Families (rgbir_reid.methods) compose training, features and data; no lower part imports them.
+    graph = import_graph()
+    assert "training" in graph.get("methods", set()) or "features" in graph.get("methods", set())
+    assert not [part for part, deps in graph.items() if "methods" in deps and part != "methods"]

@@ -12,8 +12,9 @@ dataset        dtype / shape        meaning
 ``path``       utf-8 str ``[N]``    image file
 =============  ===================  ==============================================
 
-Attributes: ``model_sha256`` (the model file the features came from) and ``flip`` (whether
-the flip test-time augmentation was applied).
+Attributes: ``family`` (the method family that made them) and the family's provenance; the
+``reid`` family writes ``model_sha256`` (the model file the features came from) and ``flip``
+(whether the flip test-time augmentation was applied).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from rgbir_reid.data.transforms import load_image, normalize
 from rgbir_reid.device import resolve_device
 from rgbir_reid.io import atomic_output, sha256_file
 from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReidNet
-from rgbir_reid.training.reid import load_reid_model
+from rgbir_reid.training.reid_model import load_reid_model
 
 
 def load_test_image(path: str | Path, image_size: Sequence[int], crop_size: Sequence[int]) -> np.ndarray:
@@ -86,36 +87,58 @@ def embed(model: ReidNet, x: torch.Tensor, modality: torch.Tensor, *, flip: bool
     return F.normalize(emb, dim=1)
 
 
-def extract_features(
+def write_features(out_h5: str | Path, features: np.ndarray, records: Sequence[ImageRecord], attrs: dict) -> Path:
+    """Write ``out_h5`` atomically in the layout above: ``features [N, D]`` of ``records`` (same order)
+    and the provenance ``attrs`` (e.g. ``model_sha256``, ``flip``, ``family``).
+
+    Raises:
+        ValueError: if ``features`` does not have one row per record.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or len(features) != len(records):
+        raise ValueError(f"{out_h5}: {features.shape} features for {len(records)} records; expected [N, D] with N = {len(records)}")
+    modality_codes = np.array([MODALITY_CODE[r.modality] for r in records], dtype=np.int8)
+    with atomic_output(out_h5) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("features", data=features)
+        f.create_dataset("pid", data=np.array([r.pid for r in records], dtype=np.int64))
+        f.create_dataset("camera", data=np.array([r.camera for r in records], dtype=np.int64))
+        f.create_dataset("modality", data=modality_codes)
+        f.create_dataset("path", data=np.array([r.path for r in records], dtype=object), dtype=h5py.string_dtype("utf-8"))
+        for key, value in attrs.items():
+            f.attrs[key] = value
+    return Path(out_h5)
+
+
+def reid_features(
     model_path: str | Path,
     records: Sequence[ImageRecord],
-    out_h5: str | Path,
     *,
     batch_size: int = 64,
     device: str | torch.device = "auto",
     flip: bool = False,
-) -> Path:
-    """Embed a trial's test images with a trained model and write ``out_h5`` (layout above).
+) -> tuple[np.ndarray, dict]:
+    """Embed a trial's test images with a trained re-ID model: ``(features [N, D] float32, attrs)``.
 
     Each image gets the training geometry (:func:`load_test_image`: resize to the model's
     ``image_size``, centre ``crop_size`` window), ImageNet normalisation as in training, and
     goes through the stream of its modality; the feature is the eval-mode embedding,
     L2-normalised (:func:`embed`), optionally averaged with its mirror's (``flip``).
+    ``attrs`` = ``{"model_sha256", "flip"}``.
 
     Args:
-        model_path: ``model.pt`` written by ``rgbir_reid.training.reid.train_reid``.
+        model_path: ``model.pt`` written by :func:`rgbir_reid.training.reid.train_reid`.
         records: the trial's test images (query and gallery).
-        out_h5: output file, written atomically.
         batch_size: images per forward pass.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a ``torch.device``.
         flip: flip test-time augmentation (off in the paper configs).
 
     Raises:
         DatasetFormatError: if an image cannot be decoded (names the file).
-        ValueError: if ``records`` is empty or the model file is not a re-ID model.
+        ValueError: if ``records`` is empty; CheckpointError (a ``ValueError``) if the model
+            file is missing, damaged or not a re-ID model (names the file).
     """
     if not records:
-        raise ValueError(f"no test records given for {out_h5}")
+        raise ValueError(f"no test records given for {model_path}")
     device = resolve_device(device)
     model, settings, _ = load_reid_model(model_path, device)
     modality_codes = np.array([MODALITY_CODE[r.modality] for r in records], dtype=np.int8)
@@ -126,13 +149,18 @@ def extract_features(
         x = imagenet_normalize(pixels).to(device)
         modality = torch.from_numpy(modality_codes[start:start + batch_size]).long().to(device)
         chunks.append(embed(model, x, modality, flip=flip).cpu().numpy().astype(np.float32))
-    features = np.concatenate(chunks)
-    with atomic_output(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("features", data=features)
-        f.create_dataset("pid", data=np.array([r.pid for r in records], dtype=np.int64))
-        f.create_dataset("camera", data=np.array([r.camera for r in records], dtype=np.int64))
-        f.create_dataset("modality", data=modality_codes)
-        f.create_dataset("path", data=np.array([r.path for r in records], dtype=object), dtype=h5py.string_dtype("utf-8"))
-        f.attrs["model_sha256"] = sha256_file(model_path)
-        f.attrs["flip"] = bool(flip)
-    return Path(out_h5)
+    return np.concatenate(chunks), {"model_sha256": sha256_file(model_path), "flip": bool(flip)}
+
+
+def extract_features(
+    model_path: str | Path,
+    records: Sequence[ImageRecord],
+    out_h5: str | Path,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    flip: bool = False,
+) -> Path:
+    """:func:`reid_features` of ``records`` written to ``out_h5`` (:func:`write_features`); same errors."""
+    features, attrs = reid_features(model_path, records, batch_size=batch_size, device=device, flip=flip)
+    return write_features(out_h5, features, records, attrs)

@@ -9,6 +9,7 @@ output under a temporary name first, so nothing half-written is taken as finishe
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from typing import Any, Callable
@@ -18,13 +19,17 @@ from rgbir_reid.log import get_logger
 
 def run_script(snakemake: Any, main: Callable[[Any, logging.Logger], None]) -> None:
     """Run ``main`` with a logger writing to ``snakemake.log[0]``; on error log it and exit 1."""
-    # One torch thread pool per job, sized to the job's `threads:`, so parallel jobs do not
+    # One thread pool per job, sized to the job's `threads:`, so parallel jobs do not
     # oversubscribe the cores (tiny networks slow down by an order of magnitude when they do).
-    # Scripts that use torch have imported it (through their library imports) by now; the
-    # others are spared torch's import, ~2.4 s per job.
+    # Method families import torch inside their functions (a job that needs no torch is spared
+    # its import, ~2.4 s), so the size is also set in the environment that torch (OpenMP) and
+    # numba read when they are first imported.
+    threads = str(max(1, int(snakemake.threads)))
+    os.environ["OMP_NUM_THREADS"] = threads
+    os.environ["NUMBA_NUM_THREADS"] = threads
     torch = sys.modules.get("torch")
     if torch is not None:
-        torch.set_num_threads(max(1, int(snakemake.threads)))
+        torch.set_num_threads(int(threads))
     log_file = snakemake.log[0] if len(snakemake.log) else None
     logger = get_logger(f"rgbir_reid.{snakemake.rule}", log_file)
     logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))

@@ -138,3 +138,59 @@ def test_new_parameters_are_the_layers_not_in_the_backbone():
     assert {n for n, p in resnet.named_parameters() if id(p) in {id(q) for q in resnet.new_parameters()}} == {
         "embedding.weight", "embedding.bias", "bn.weight", "bn.bias", "classifier.weight", "classifier.bias",
     }
+
+
+# --- Zero-padding (Wu et al. 2017) and the sharing of the deep baselines ------------------------
+
+
+def test_zero_padding_input_puts_the_grey_image_in_the_channel_of_its_modality():
+    from rgbir_reid.models.reid import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, zero_padding_input
+
+    # Pixels in [0, 1]: a pure-red visible image and a mid-grey infrared image.
+    rgb = torch.zeros(2, 3, 4, 2)
+    rgb[0, 0] = 1.0
+    rgb[1] = 0.5
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    out = zero_padding_input((rgb - mean) / std, torch.tensor([0, 1]))
+    assert out.shape == (2, 2, 4, 2)
+    # visible: luma of red = 0.299 in channel 0, channel 1 zero
+    assert torch.allclose(out[0, 0], torch.full((4, 2), (0.299 - GREY_MEAN) / GREY_STD), atol=1e-5)
+    assert torch.equal(out[0, 1], torch.zeros(4, 2))
+    # infrared: grey 0.5 in channel 1, channel 0 zero
+    assert torch.equal(out[1, 0], torch.zeros(4, 2))
+    assert torch.allclose(out[1, 1], torch.full((4, 2), (0.5 - GREY_MEAN) / GREY_STD), atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "alexnet", "shufflenet_v2_x0_5"])
+def test_zero_padding_first_conv_has_two_channels_of_summed_rgb_weights(backbone):
+    torch.manual_seed(0)
+    plain = build_reid_model(f"one_stream_{backbone}", 3, embedding_dim=8, pretrained="none")
+    torch.manual_seed(0)
+    zp = build_reid_model(f"one_stream_{backbone}", 3, embedding_dim=8, pretrained="none", zero_padding=True)
+    conv_of = lambda m: next(c for c in m.modules() if isinstance(c, torch.nn.Conv2d))  # noqa: E731
+    w3, w2 = conv_of(plain).weight, conv_of(zp).weight
+    assert w2.shape == (w3.shape[0], 2, *w3.shape[2:])
+    assert torch.allclose(w2[:, 0], w3.sum(1)) and torch.allclose(w2[:, 1], w3.sum(1))
+    # One channel holds the whole grey image, so a grey image gets the pretrained layer's response.
+    grey = torch.rand(1, 1, 64, 64)
+    assert torch.allclose(conv_of(zp)(torch.cat([grey, torch.zeros_like(grey)], 1)),
+                          conv_of(plain)(grey.repeat(1, 3, 1, 1)), atol=1e-4)
+    x, modality = tiny_input(f"one_stream_{backbone}")
+    emb, logits = zp(x, modality)
+    assert emb.shape == (4, 8) and torch.isfinite(logits).all()
+
+
+def test_zero_padding_first_conv_channels_learn_from_one_modality_each():
+    # Both input channels start from the same weights; what tells the modalities apart is that
+    # channel 0's filters only ever see visible images and channel 1's only infrared ones.
+    torch.manual_seed(0)
+    zp = build_reid_model("one_stream_resnet18", 3, embedding_dim=8, pretrained="none", zero_padding=True)
+    conv = next(c for c in zp.modules() if isinstance(c, torch.nn.Conv2d))
+    x = torch.randn(2, 3, 32, 16)
+    for code, channel in ((0, 0), (1, 1)):
+        zp.zero_grad()
+        emb, logits = zp(x, torch.tensor([code, code]))
+        logits.logsumexp(1).sum().backward()
+        assert conv.weight.grad[:, channel].abs().sum() > 0
+        assert torch.count_nonzero(conv.weight.grad[:, 1 - channel]) == 0
+    assert not [n for n, _ in zp.named_parameters() if "stream" in n]  # nothing else modality-specific

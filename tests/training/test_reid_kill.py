@@ -21,7 +21,8 @@ from rgbir_reid.data.cache import write_cache
 from rgbir_reid.data.records import ImageRecord
 from rgbir_reid.evaluation import rank_metrics
 from rgbir_reid.features import extract_features
-from rgbir_reid.training.reid import ReidSettings, train_reid
+from rgbir_reid.training.reid import train_reid
+from rgbir_reid.training.reid_settings import ReidSettings
 
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sysu_mm01_sample"
 
@@ -33,7 +34,8 @@ SETTINGS = ReidSettings(
 
 CHILD = """
 import json, sys, torch
-from rgbir_reid.training.reid import ReidSettings, train_reid
+from rgbir_reid.training.reid import train_reid
+from rgbir_reid.training.reid_settings import ReidSettings
 torch.set_num_threads(1)
 cache, out, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 train_reid(cache, out, ReidSettings.from_dict(settings), device="cpu", seed=5)

@@ -48,6 +48,25 @@ def test_unknown_or_mistyped_key_is_an_error_naming_it(tmp_path, patch, key):
     assert key in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize(
+    "entry, words",
+    [
+        ({"lr": 0.1}, ["family"]),                                  # no family: key
+        ({"family": "resnet", "lr": 0.1}, ["family", "resnet"]),   # not a registered family
+        ({"family": "reid", "lrr": 0.1}, ["lrr"]),                 # a key the family does not have
+    ],
+)
+def test_method_entry_is_validated_against_its_family(tmp_path, entry, words):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["methods"] = {"mine": entry}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    for word in words:
+        assert word in proc.stdout + proc.stderr, word
+
+
 def test_missing_root_is_an_error_naming_the_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"datasets": {"regdb": {"format": "regdb"}}}))
@@ -57,7 +76,7 @@ def test_missing_root_is_an_error_naming_the_key(tmp_path):
 
 def test_schema_defaults_are_the_library_defaults():
     from rgbir_reid.training.cyclegan import CycleGANSettings
-    from rgbir_reid.training.reid import ReidSettings
+    from rgbir_reid.training.reid_settings import ReidSettings
 
     defs = schema()["$defs"]
     for name, cls in [("cyclegan", CycleGANSettings), ("reid", ReidSettings)]:
@@ -65,12 +84,12 @@ def test_schema_defaults_are_the_library_defaults():
         assert set(props) == set(defaults_of(cls)), name
         for key, value in defaults_of(cls).items():
             assert props[key].get("default") == value, f"{name}.{key}"
-    method_keys = set(defs["reid_overrides"]["propertyNames"]["enum"])
-    assert method_keys == set(defaults_of(ReidSettings))
+    method_keys = set(defs["reid_method"]["propertyNames"]["enum"])
+    assert method_keys == set(defaults_of(ReidSettings)) | {"family"}
 
 
 def test_settings_from_names_unknown_key():
-    from rgbir_reid.training.reid import ReidSettings
+    from rgbir_reid.training.reid_settings import ReidSettings
 
     with pytest.raises(ValueError, match=r"methods\.x\.nope"):
         settings_from(ReidSettings, {"nope": 1}, "methods.x")
@@ -137,7 +156,8 @@ def test_paper_configs_plan_the_same_budget_for_ce2l_and_baseline(tmp_path, shar
 @pytest.mark.parametrize("paper", ["sysu_mm01", "regdb"])
 def test_paper_configs_build_the_bdtr_two_stream_layout(paper):
     # BDTR: one AlexNet per modality through fc6 (+ BN); shared: embedding and classifier only.
-    from rgbir_reid.training.reid import ReidSettings, model_from_settings
+    from rgbir_reid.training.reid_model import model_from_settings
+    from rgbir_reid.training.reid_settings import ReidSettings
 
     reid = yaml.safe_load((REPO / "workflow" / "configs" / f"{paper}.yaml").read_text())["reid"]
     settings = settings_from(ReidSettings, reid, "reid")

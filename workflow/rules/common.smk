@@ -1,19 +1,22 @@
 # Config validation, targets and input functions shared by every rule file.
 
-import copy
+import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
 
 validate(config, "../schemas/config.schema.yaml")
 
+# The method families (rgbir_reid.methods) say what each method needs; importing the registry
+# does not import torch, so parsing stays fast.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from rgbir_reid.methods import get_family, method_settings as _method_settings
+
 # Trials per dataset format: SYSU-MM01 (and the demo, which has its layout) has one
 # training split, evaluated over gallery trials inside `evaluate`; RegDB has ten splits,
 # each with its own models.
 FORMAT_TRIALS = {"sysu_mm01": [1], "demo": [1], "regdb": list(range(1, 11))}
-# Methods whose training reads converted images need the CycleGAN.
-CONVERTED_SETS = {"converted_visible", "converted_thermal"}
-
 DATASETS = config["datasets"]
 METHODS = config["methods"]
 
@@ -62,40 +65,37 @@ def trials_of(dataset):
     return DATASETS[dataset].get("trials") or FORMAT_TRIALS[dataset_format(dataset)]
 
 
-def reid_settings(method):
-    """The re-ID settings of one method: the `reid:` section with the method's overrides."""
-    settings = copy.deepcopy(config["reid"])
-    settings.update(METHODS[method] or {})
-    return canonical(settings)
+# Each method's family (rgbir_reid.methods.MethodFamily), fixed by the config.
+FAMILY_OF = {method: get_family(entry["family"]) for method, entry in METHODS.items()}
+
+
+def method_settings(method):
+    """A method's settings: its family's defaults section with the method's overrides."""
+    return canonical(_method_settings(METHODS[method], config))
+
+
+def family_methods(family):
+    """The config's methods of one family, in config order."""
+    return [m for m in METHODS if FAMILY_OF[m].name == family]
 
 
 def training_budget(method):
-    """One line on a method's optimisation budget, shown by `snakemake -n` (train_reid's message).
-
-    Steps per epoch are `batches_per_epoch`, or one pass over the method's training rows: with
-    converted sets the rows and the batch both double (K_c = K), so methods run side by side
-    take the same number of steps whenever their epochs, batches_per_epoch and schedule agree.
-    """
-    s = reid_settings(method)
-    converted = uses_conversion(method)
-    k, p = s["num_instances"], s["num_identities"]
-    k_c = (k if s.get("num_converted_instances") is None else s["num_converted_instances"]) if converted else 0
-    batch = 2 * p * (k + k_c)
-    # Rows per real image: 2 with converted sets (each real image and its conversion).
-    per_epoch = s["batches_per_epoch"] or f"ceil(real training images / {batch / (2 if converted else 1):g})"
-    return (
-        f"{s['epochs']} epochs of {per_epoch} steps, {batch} images per step "
-        f"({p} identities x {k} real{f' + {k_c} converted' if converted else ''} per modality); "
-        f"lr {s['lr']}, x{s['lr_gamma']} at epochs {s['lr_milestones']}, warm-up {s['warmup_epochs']} epochs"
-    )
+    """One line on a method's optimisation budget, shown by `snakemake -n` (the train job's message)."""
+    return FAMILY_OF[method].budget(method_settings(method)) if FAMILY_OF[method].budget else "no budget line"
 
 
 def uses_conversion(method):
-    return bool(CONVERTED_SETS & set(reid_settings(method)["train_sets"]))
+    return FAMILY_OF[method].needs_conversion(method_settings(method))
+
+
+def uses_cache(method):
+    return FAMILY_OF[method].trains and FAMILY_OF[method].needs_cache(method_settings(method))
 
 
 # Fixed by the config, so decided once here rather than in every input function call.
 ANY_CONVERSION = any(uses_conversion(m) for m in METHODS)
+# Families with a training job (train_<family>), in config order.
+TRAINED_FAMILIES = list(dict.fromkeys(f.name for f in FAMILY_OF.values() if f.trains))
 
 
 def index_input(wildcards):
@@ -113,6 +113,25 @@ def cache_input(wildcards):
 
 # Dataset keys naming the SYSU-MM01 protocol files that `evaluate` reads.
 PROTOCOL_FILE_KEYS = ("rand_perm_cam", "test_id_indoor")
+
+
+def train_input(wildcards):
+    if uses_cache(wildcards.method):
+        return {"cache": f"results/{wildcards.dataset}/trial{wildcards.trial}/cache.h5"}
+    return {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
+
+
+def extract_input(wildcards):
+    """The split, and the trained model for families that train (hand-crafted ones need none)."""
+    inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
+    if FAMILY_OF[wildcards.method].trains:
+        inputs["model"] = f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/model.pt"
+    return inputs
+
+
+def extract_settings(method):
+    """Settings `extract` reads: none for trained families (the model file carries them)."""
+    return {} if FAMILY_OF[method].trains else method_settings(method)
 
 
 def evaluate_input(wildcards):

@@ -1,43 +1,52 @@
-# Re-ID: train one network per dataset trial and method, then extract test features.
+# Methods: train each method of a training family (one train_<family> job per dataset trial and
+# method: train_reid for CE²L and the baselines), then extract test features for every method.
+# Families come from rgbir_reid.methods; a family that does not train (hand-crafted features)
+# has no train job and goes straight to `extract`.
 
 
-rule train_reid:
-    input:
-        cache="results/{dataset}/trial{trial}/cache.h5",
-    output:
-        model="results/{dataset}/trial{trial}/{method}/model.pt",
-        losses="results/{dataset}/trial{trial}/{method}/losses.csv",
-        curve=report(
-            "results/{dataset}/trial{trial}/{method}/losses.png",
-            caption="../report/loss_curves.rst",
-            category="Training",
-            labels={"dataset": "{dataset}", "trial": "{trial}", "method": "{method}"},
-        ),
-        curve_pdf="results/{dataset}/trial{trial}/{method}/losses.pdf",
-    message:
-        "train_reid {wildcards.dataset} trial {wildcards.trial} {wildcards.method}: {params.budget}"
-    log:
-        "results/logs/{dataset}/trial{trial}/{method}/train_reid.log",
-    benchmark:
-        "results/benchmarks/{dataset}/trial{trial}/{method}/train_reid.tsv"
-    params:
-        settings=lambda wc: reid_settings(wc.method),
-        budget=lambda wc: training_budget(wc.method),
-        device=config["device"],
-        seed=config["seed"],
-    threads: 8
-    resources:
-        gpu=1,
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../scripts/train_reid.py"
+for _family in TRAINED_FAMILIES:
+
+    rule:
+        name:
+            f"train_{_family}"
+        wildcard_constraints:
+            method="|".join(family_methods(_family)),
+        input:
+            unpack(train_input),
+        output:
+            model="results/{dataset}/trial{trial}/{method}/model.pt",
+            losses="results/{dataset}/trial{trial}/{method}/losses.csv",
+            curve=report(
+                "results/{dataset}/trial{trial}/{method}/losses.png",
+                caption="../report/loss_curves.rst",
+                category="Training",
+                labels={"dataset": "{dataset}", "trial": "{trial}", "method": "{method}"},
+            ),
+            curve_pdf="results/{dataset}/trial{trial}/{method}/losses.pdf",
+        message:
+            f"train_{_family} {{wildcards.dataset}} trial {{wildcards.trial}} {{wildcards.method}}: {{params.budget}}"
+        log:
+            f"results/logs/{{dataset}}/trial{{trial}}/{{method}}/train_{_family}.log",
+        benchmark:
+            f"results/benchmarks/{{dataset}}/trial{{trial}}/{{method}}/train_{_family}.tsv"
+        params:
+            family=_family,
+            settings=lambda wc: method_settings(wc.method),
+            budget=lambda wc: training_budget(wc.method),
+            device=config["device"],
+            seed=config["seed"],
+        threads: 8
+        resources:
+            gpu=1,
+        conda:
+            "../../envs/torch.yaml"
+        script:
+            "../scripts/train.py"
 
 
 rule extract:
     input:
-        model="results/{dataset}/trial{trial}/{method}/model.pt",
-        split="results/{dataset}/splits/trial{trial}.csv",
+        unpack(extract_input),
     output:
         features="results/{dataset}/trial{trial}/{method}/features.h5",
     log:
@@ -45,6 +54,8 @@ rule extract:
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/{method}/extract.tsv"
     params:
+        family=lambda wc: FAMILY_OF[wc.method].name,
+        settings=lambda wc: extract_settings(wc.method),
         batch_size=config["extract"]["batch_size"],
         flip=config["extract"]["flip"],
         device=config["device"],

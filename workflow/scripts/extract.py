@@ -1,4 +1,4 @@
-"""Extract L2-normalised features of the trial's test images (flip-averaged when asked)."""
+"""Features of the trial's test images, by the method's family (e.g. the re-ID embedding, a hand-crafted descriptor)."""
 
 import sys
 from pathlib import Path
@@ -8,21 +8,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from rgbir_reid.data.records import read_records_csv  # noqa: E402
 from rgbir_reid.device import resolve_device  # noqa: E402
-from rgbir_reid.features import extract_features  # noqa: E402
+from rgbir_reid.features import write_features  # noqa: E402
+from rgbir_reid.methods import get_family  # noqa: E402
 from rgbir_reid.scripting import run_script  # noqa: E402
 
 
 def main(smk, logger):
     test = [r for r in read_records_csv(smk.input.split) if r.subset == "test"]
-    extract_features(
-        smk.input.model,
+    family = get_family(smk.params.family)
+    features, attrs = family.extract(
+        smk.input.get("model"),
         test,
-        smk.output.features,
+        smk.params.settings,
         batch_size=smk.params.batch_size,
-        device=resolve_device(smk.params.device),
         flip=smk.params.flip,
+        device=resolve_device(smk.params.device),
+        logger=logger,
     )
-    logger.info("features of %d test images written to %s", len(test), smk.output.features)
+    write_features(smk.output.features, features, test, {"family": family.name, **attrs})
+    logger.info("%s features [%d, %d] of %d test images written to %s",
+                family.name, *features.shape, len(test), smk.output.features)
 
 
 run_script(snakemake, main)  # noqa: F821

@@ -38,13 +38,11 @@ import torch
 from torch.utils.data import Dataset
 
 from rgbir_reid import __version__
-from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE, ImageRecord
+from rgbir_reid.data.records import KIND_CONVERTED, KIND_REAL, MODALITY_CODE, THERMAL, VISIBLE, ImageRecord
 from rgbir_reid.data.transforms import load_image
 from rgbir_reid.io import atomic_output
 
 SCHEMA_VERSION = 1
-KIND_REAL = 0
-KIND_CONVERTED = 1
 
 # A converter maps a batch of uint8 images [B, H, W, 3] to converted uint8 images of the same shape.
 Converter = Callable[[np.ndarray], np.ndarray]

@@ -20,6 +20,19 @@ THERMAL = "thermal"
 MODALITIES = (VISIBLE, THERMAL)
 # Integer codes used in HDF5 files and tensors: 0 = visible (RGB), 1 = thermal (IR).
 MODALITY_CODE = {VISIBLE: 0, THERMAL: 1}
+# Kinds of training-cache rows: a real image, or a CycleGAN conversion of one.
+KIND_REAL = 0
+KIND_CONVERTED = 1
+# The training sets a method can draw on, by (kind, code of the modality the pixels show).
+# A converted_thermal row is an RGB image converted RGB->IR, so its pixels are thermal.
+TRAIN_SETS: dict[str, tuple[int, int]] = {
+    "real_visible": (KIND_REAL, MODALITY_CODE[VISIBLE]),
+    "real_thermal": (KIND_REAL, MODALITY_CODE[THERMAL]),
+    "converted_thermal": (KIND_CONVERTED, MODALITY_CODE[THERMAL]),
+    "converted_visible": (KIND_CONVERTED, MODALITY_CODE[VISIBLE]),
+}
+REAL_SETS = ("real_visible", "real_thermal")
+CONVERTED_SETS = ("converted_thermal", "converted_visible")
 
 TRAIN = "train"
 TEST = "test"

@@ -20,6 +20,17 @@ Head (both kinds): pooled backbone feature ``[N, F]`` -> ``Linear(F, embedding_d
 ``BatchNorm1d`` = the embedding ``[N, D]`` (used by the ranking losses and, in eval mode,
 as the re-ID feature) -> ``Dropout(dropout)`` -> ``Linear(D, num_classes)`` = identity logits.
 
+**Zero-padding** input (Wu et al., ICCV 2017, "deep zero-padding"; ``zero_padding=True``): the
+network sees two channels instead of three. A visible image is turned grey (ITU-R 601 luma)
+into channel 0 with channel 1 zero; an infrared image goes grey into channel 1 with channel 0
+zero, so one set of weights can still tell the modalities apart. :func:`zero_padding_input`
+builds that input from the usual ImageNet-normalised RGB batch; the grey channel is
+normalised with the luma of the ImageNet mean and std, so "zero" is the mean grey level.
+The first convolution's pretrained weights become two channels, each the **sum** of its RGB
+weights: since one channel carries the whole grey image, that reproduces the pretrained
+layer's response to a grey image (our choice; the project notes recommend the mean, which
+scales the response by 1/3 and which the BN after conv1 would mostly absorb).
+
 Minimum input sizes: ResNet and ShuffleNet V2 any size ≥ 32x16; AlexNet ≥ 63x63 (paper setting 227x227).
 """
 
@@ -40,6 +51,46 @@ from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
 # (applied by rgbir_reid.data.transforms.normalize, in training and at test time).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# ITU-R 601 luma weights, and the luma of the ImageNet mean and std (the grey channel's normalisation).
+LUMA = (0.299, 0.587, 0.114)
+GREY_MEAN = sum(w * m for w, m in zip(LUMA, IMAGENET_MEAN))
+GREY_STD = sum(w * s for w, s in zip(LUMA, IMAGENET_STD))
+
+
+def zero_padding_input(x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+    """The two-channel zero-padding input of Wu et al. (ICCV 2017) from a normalised RGB batch.
+
+    Args:
+        x: ImageNet-normalised images ``[N, 3, H, W]`` (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`).
+        modality: int ``[N]``, 0 visible / 1 thermal (the modality the pixels show).
+
+    Returns:
+        ``[N, 2, H, W]``: the grey image (luma of the de-normalised pixels, then
+        ``(grey - GREY_MEAN) / GREY_STD``) in channel ``modality`` and zeros in the other.
+    """
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    grey = ((x * std + mean) * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    grey = (grey - GREY_MEAN) / GREY_STD
+    thermal = (modality == MODALITY_CODE[THERMAL]).view(-1, 1, 1, 1).to(x.dtype)
+    return torch.cat([grey * (1 - thermal), grey * thermal], dim=1)
+
+
+def _two_channel_first_conv(module: nn.Module) -> None:
+    """Replace the first ``Conv2d`` of ``module`` by a 2-input-channel one whose weights per
+    channel are the sum of the original RGB weights (see the module docstring)."""
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                conv = nn.Conv2d(2, child.out_channels, child.kernel_size, child.stride, child.padding,
+                                 child.dilation, child.groups, child.bias is not None)
+                with torch.no_grad():
+                    conv.weight.copy_(child.weight.sum(1, keepdim=True).repeat(1, 2, 1, 1))
+                    if child.bias is not None:
+                        conv.bias.copy_(child.bias)
+                setattr(parent, name, conv)
+                return
+    raise ValueError("the backbone has no convolution to adapt to two input channels")
 
 
 
@@ -157,6 +208,8 @@ class ReidNet(nn.Module):
         dropout: dropout before the identity classifier (paper: 0.5).
         pretrained: ``"imagenet"``, ``"none"`` or a torchvision state-dict file.
         last_stride: 1 or 2, stride of the last ResNet / ShuffleNet stage (ignored for AlexNet).
+        zero_padding: feed the two-channel zero-padding input (:func:`zero_padding_input`;
+            Wu et al.'s deep zero-padding is this with ``two_stream=False``).
 
     Raises:
         ValueError: on an unknown backbone or out-of-range sizes.
@@ -173,6 +226,7 @@ class ReidNet(nn.Module):
         dropout: float = 0.5,
         pretrained: str = "imagenet",
         last_stride: int = 1,
+        zero_padding: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 1 or embedding_dim < 1:
@@ -185,7 +239,10 @@ class ReidNet(nn.Module):
         if not isinstance(specific_stages, int) or not 1 <= specific_stages <= len(stages):
             raise ValueError(f"specific_stages must be in 1..{len(stages)} (or 'all') for {backbone}, got {specific_stages}")
         self.two_stream = two_stream
+        self.zero_padding = zero_padding
         shallow = nn.Sequential(*stages[:specific_stages])
+        if zero_padding:
+            _two_channel_first_conv(shallow)
         if two_stream:
             # Both streams start from the same (e.g. ImageNet) weights and then diverge.
             self.visible_stream = shallow
@@ -247,6 +304,8 @@ class ReidNet(nn.Module):
             raise ValueError(f"expected x [N, 3, H, W] and modality [N], got {tuple(x.shape)} and {tuple(modality.shape)}")
         if self.two_stream and bool(((modality != MODALITY_CODE[VISIBLE]) & (modality != MODALITY_CODE[THERMAL])).any()):
             raise ValueError("modality codes must be 0 (visible) or 1 (thermal)")
+        if self.zero_padding:
+            x = zero_padding_input(x, modality)
         pooled = self.shared_deep(self._shallow(x, modality))
         emb = self.bn(self.embedding(pooled))
         return emb, self.classifier(self.dropout(emb))
@@ -272,6 +331,7 @@ def build_reid_model(
     pretrained: str = "imagenet",
     last_stride: int = 1,
     specific_stages: int | str = 1,
+    zero_padding: bool = False,
 ) -> ReidNet:
     """Build a registered re-ID network by name (``two_stream_resnet50``, ``one_stream_alexnet``, ...).
 
@@ -289,4 +349,5 @@ def build_reid_model(
         pretrained=pretrained,
         last_stride=last_stride,
         specific_stages=specific_stages,
+        zero_padding=zero_padding,
     )

@@ -1,15 +1,9 @@
-"""CE²L re-ID training: real + modality-converted images, three losses, checkpoint/resume.
+"""Re-ID network training (the ``reid`` family's loop): real and converted images, three losses, resume.
 
-CE²L (Dai et al.) trains a two-stream network on real RGB and IR images plus their
-CycleGAN conversions (RGB->IR and IR->RGB) with
-
-    loss = weight_cross · l_cross (ρ1) + weight_intra · l_intra (ρ2) + weight_id · l_id,
-
-where ``l_id`` is cross-entropy with label-smoothing regularisation (LSR) on the
-converted images and hard labels on real ones. The ``baseline`` method is the same network
-and top-ranking loss on real images only (no intra-modality constraint, no LSR).
-
-Training sets (rows of the HDF5 cache, by ``kind`` and the ``modality`` the pixels show):
+CE²L (Dai et al.) trains a two-stream network on real RGB and IR images plus their CycleGAN
+conversions (RGB->IR and IR->RGB) with the loss of :mod:`rgbir_reid.training.reid_loss`; BDTR
+(the paper's BaseLine) is the same network and top-ranking loss on real images only. Which
+cache rows a run trains on is ``settings.train_sets`` (:data:`rgbir_reid.data.records.TRAIN_SETS`):
 
 =====================  =====================================  =========  ========
 set                    what it is                             kind       modality
@@ -20,230 +14,49 @@ set                    what it is                             kind       modalit
 ``converted_visible``  IR images converted IR->RGB           1          0
 =====================  =====================================  =========  ========
 
+The job is split by concern: settings (:mod:`~rgbir_reid.training.reid_settings`), the loss
+glue (:mod:`~rgbir_reid.training.reid_loss`), the network and its file
+(:mod:`~rgbir_reid.training.reid_model`), checkpoint reading and RNG states
+(:mod:`~rgbir_reid.training.checkpoints`), and this loop.
+
 Files written under ``out_dir``: ``checkpoints/last.pt`` and ``losses.csv`` (every epoch,
-atomic), and at the end ``losses.png`` and ``model.pt`` (atomic; see
-:func:`save_reid_model`).
+atomic), and at the end ``losses.png`` / ``losses.pdf`` and ``model.pt`` (atomic; see
+:func:`~rgbir_reid.training.reid_model.save_reid_model`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from rgbir_reid.data.cache import KIND_CONVERTED, KIND_REAL, CacheBatchDataset, read_cache_attrs
-from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
+from rgbir_reid.data.cache import KIND_CONVERTED, CacheBatchDataset, read_cache_attrs
 from rgbir_reid.data.samplers import CrossModalityIdentitySampler
 from rgbir_reid.data.transforms import BatchAugmentation
 from rgbir_reid.device import resolve_device
 from rgbir_reid.io import atomic_output, config_hash
-from rgbir_reid.losses.lsr import lsr_cross_entropy
-from rgbir_reid.losses.ranking import REDUCTIONS, cross_modality_top_ranking, intra_modality_constraint
-from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, REID_MODELS, ReidNet, build_reid_model
-
-# (kind, modality code) of each training set.
-TRAIN_SETS: dict[str, tuple[int, int]] = {
-    "real_visible": (KIND_REAL, MODALITY_CODE[VISIBLE]),
-    "real_thermal": (KIND_REAL, MODALITY_CODE[THERMAL]),
-    "converted_thermal": (KIND_CONVERTED, MODALITY_CODE[THERMAL]),
-    "converted_visible": (KIND_CONVERTED, MODALITY_CODE[VISIBLE]),
-}
-REAL_SETS = ("real_visible", "real_thermal")
-CONVERTED_SETS = ("converted_thermal", "converted_visible")
-OPTIMIZERS = ("sgd", "adam")
-AMP_MODES = ("none", "bf16", "fp16")
-MODEL_FORMAT = "rgbir_reid.reid_model/1"
-# Settings that do not change what is learnt (how batches are loaded, the CUDA arithmetic and
-# memory layout; all ignored on CPU): left out of the checkpoint fingerprint, so a run restarted
-# with other values resumes its checkpoint (as training/cyclegan.py does with its own).
-_RUNTIME_FIELDS = ("num_workers", "amp", "channels_last")
-
-
-@dataclass(frozen=True)
-class ReidSettings:
-    """Settings of one re-ID training run; defaults follow the CE²L paper where it gives them.
-
-    Network:
-        architecture: a key of ``REID_MODELS`` (``two_stream_alexnet`` is the paper's
-            227x227 setting; ``two_stream_resnet50`` the common modern one).
-        pretrained: ``"imagenet"``, ``"none"`` or a local torchvision state-dict file.
-        specific_stages: leading backbone stages that are modality-specific (two-stream
-            only); ``"all"`` = one whole trunk per modality, the BDTR layout (see
-            :mod:`rgbir_reid.models.reid`).
-        last_stride: 1 or 2 (ResNet only).
-        embedding_dim: ``D``. dropout: before the identity classifier (paper 0.5).
-    Input (pixels):
-        image_size: ``[h, w]`` resize (paper 256x256). crop_size: ``[h, w]`` random crop
-            (paper 227x227), also the test-time size. crop_padding: zero padding before the
-            crop (0 = none). Random horizontal flip and ImageNet normalisation always apply.
-        random_grayscale: probability that a training image is turned grey (luminance in
-            all three channels) before normalisation; 0 = off (CE²L and BDTR use none). Infrared
-            images are grey already (they move by at most one grey level), so in effect only visible
-            (and IR->RGB converted) images change: the
-            network cannot lean on colour, which infrared lacks (the random-grayscale
-            augmentation of later visible-infrared work, e.g. Ye et al., ICCV 2021).
-    Data:
-        train_sets: cache sets trained on (see module docstring).
-        lsr_sets: sets whose identity targets are label-smoothed (paper: the converted ones).
-        num_identities ``P`` x num_instances ``K`` real images per modality, plus
-            num_converted_instances ``K_c`` converted images per modality when ``train_sets``
-            holds converted sets (``None``: ``K_c = K``); a batch holds ``2 P (K + K_c)``
-            images, ``2 P K`` without converted sets. Real images are never crowded out by
-            converted ones (see :class:`~rgbir_reid.data.samplers.CrossModalityIdentitySampler`).
-        batches_per_epoch: ``None`` = about one pass over the training rows.
-    Losses:
-        weight_cross / weight_intra / weight_id: weights of ``l_cross``, ``l_intra``, ``l_id``.
-        margin_cross: ``ρ1`` = 0.5; margin_intra: ``ρ2`` = 0.1 with weight_intra 0.1
-            (Euclidean distance units, on L2-normalised embeddings). CE²L gives no values;
-            these are BDTR's code's (its BaseLine), an assumption.
-        lsr_epsilon: ``ε`` of LSR.
-        normalize_embedding: L2-normalise embeddings before the ranking losses (so ``D`` ∈ [0, 2]).
-        loss_reduction: ``"mean"`` or ``"sum"`` over the ranking-loss terms (see losses.ranking).
-            The paper's plain Σ is ``"sum"`` over a batch's terms (the paper configs use it);
-            the default ``"mean"`` keeps the loss scale independent of the batch size.
-    Optimisation:
-        epochs; optimizer ``"sgd"`` (momentum, nesterov off) or ``"adam"``; lr (paper 0.001);
-        momentum; weight_decay; warmup_epochs (linear warm-up); lr_milestones (epochs at which
-        lr is multiplied by lr_gamma); new_layer_lr_factor: the layers not in the backbone's
-        weights (:meth:`~rgbir_reid.models.reid.ReidNet.new_parameters`) train at
-        ``lr * new_layer_lr_factor`` (1 = one learning rate, as CE²L states; the PyTorch
-        BDTR-style baseline and AGW code of Ye et al. use 10).
-    Runtime (do not change what is learnt; a checkpoint made with other values resumes):
-        amp: ``"bf16"``, ``"fp16"`` (with a GradScaler) or ``"none"``; channels_last (both
-        CUDA only, ignored on CPU). num_workers: DataLoader worker processes (0 = load in
-        the training process).
-    """
-
-    architecture: str = "two_stream_alexnet"
-    pretrained: str = "imagenet"
-    specific_stages: int | str = 1
-    last_stride: int = 1
-    embedding_dim: int = 512
-    dropout: float = 0.5
-    image_size: tuple[int, int] = (256, 256)
-    crop_size: tuple[int, int] = (227, 227)
-    crop_padding: int = 0
-    random_grayscale: float = 0.0
-    train_sets: tuple[str, ...] = ("real_visible", "real_thermal", "converted_thermal", "converted_visible")
-    lsr_sets: tuple[str, ...] = CONVERTED_SETS
-    num_identities: int = 8
-    num_instances: int = 4
-    num_converted_instances: int | None = None
-    batches_per_epoch: int | None = None
-    weight_cross: float = 1.0
-    weight_intra: float = 0.1
-    weight_id: float = 1.0
-    margin_cross: float = 0.5
-    margin_intra: float = 0.1
-    lsr_epsilon: float = 0.1
-    normalize_embedding: bool = True
-    loss_reduction: str = "mean"
-    epochs: int = 60
-    optimizer: str = "sgd"
-    lr: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 0
-    lr_milestones: tuple[int, ...] = (40,)
-    lr_gamma: float = 0.1
-    new_layer_lr_factor: float = 1.0
-    amp: str = "bf16"
-    channels_last: bool = True
-    num_workers: int = 4
-
-    def __post_init__(self) -> None:
-        # Config files give lists; store tuples so the dataclass stays hashable and frozen.
-        for name in ("image_size", "crop_size", "train_sets", "lsr_sets", "lr_milestones"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-
-        def bad(key: str, expected: str) -> ValueError:
-            return ValueError(f"re-ID setting {key}={getattr(self, key)!r}: expected {expected}")
-
-        if self.architecture not in REID_MODELS:
-            raise bad("architecture", f"one of {sorted(REID_MODELS)}")
-        for key in ("train_sets", "lsr_sets"):
-            unknown = [s for s in getattr(self, key) if s not in TRAIN_SETS]
-            if unknown:
-                raise bad(key, f"names from {list(TRAIN_SETS)}")
-        if not self.train_sets:
-            raise bad("train_sets", "at least one set")
-        for key in ("image_size", "crop_size"):
-            size = getattr(self, key)
-            if len(size) != 2 or min(size) < 1:
-                raise bad(key, "[height, width] of positive pixels")
-        if any(c > s + 2 * self.crop_padding for c, s in zip(self.crop_size, self.image_size)):
-            raise bad("crop_size", f"at most image_size + 2 * crop_padding = {self.image_size} + 2*{self.crop_padding}")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"one of {OPTIMIZERS}")
-        if self.amp not in AMP_MODES:
-            raise bad("amp", f"one of {AMP_MODES}")
-        if self.loss_reduction not in REDUCTIONS:
-            raise bad("loss_reduction", f"one of {REDUCTIONS}")
-        for key in ("lsr_epsilon", "random_grayscale"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise bad(key, "a value in [0, 1]")
-        for key in ("epochs", "num_identities", "num_instances", "embedding_dim"):
-            if getattr(self, key) < 1:
-                raise bad(key, "an integer >= 1")
-        if self.num_converted_instances is not None and self.num_converted_instances < 0:
-            raise bad("num_converted_instances", "null or an integer >= 0")
-        if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
-            raise bad("batches_per_epoch", "null or an integer >= 1")
-        if self.specific_stages != "all" and not (isinstance(self.specific_stages, int) and self.specific_stages >= 1):
-            raise bad("specific_stages", "an integer >= 1 or 'all'")
-        if self.new_layer_lr_factor <= 0:
-            raise bad("new_layer_lr_factor", "a value > 0")
-        for key in ("lr", "margin_cross", "margin_intra", "weight_cross", "weight_intra", "weight_id", "weight_decay"):
-            if getattr(self, key) < 0:
-                raise bad(key, "a value >= 0")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ReidSettings":
-        """Build from a config mapping; unknown keys raise ``ValueError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown re-ID settings {unknown}; valid: {sorted(known)}")
-        return cls(**values)
-
-
-# Field overrides that turn the CE²L settings into each method's settings.
-REID_METHODS: dict[str, dict] = {
-    "ce2l": {},
-    "baseline": {"train_sets": REAL_SETS, "lsr_sets": (), "weight_intra": 0.0},
-}
-
-
-def settings_for_method(method: str, settings: ReidSettings) -> ReidSettings:
-    """``settings`` with the overrides of ``method`` (``"ce2l"`` none; ``"baseline"`` real images only,
-    no intra-modality constraint, no LSR).
-
-    Raises:
-        ValueError: unknown method (lists valid ones).
-    """
-    if method not in REID_METHODS:
-        raise ValueError(f"unknown re-ID method {method!r}; valid: {sorted(REID_METHODS)}")
-    return replace(settings, **REID_METHODS[method])
-
-
-def set_of_rows(kind: np.ndarray, modality: np.ndarray) -> np.ndarray:
-    """Name of the training set of each cache row, ``[N]`` object array (see ``TRAIN_SETS``)."""
-    names = np.empty(len(kind), dtype=object)
-    for name, (k, m) in TRAIN_SETS.items():
-        names[(kind == k) & (modality == m)] = name
-    return names
+from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReidNet
+from rgbir_reid.training.checkpoints import (
+    caller_rng_kept,
+    checkpoint_mismatch,
+    load_checkpoint,
+    load_scaler_state,
+    rng_state,
+    set_rng_state,
+    setting_changes,
+)
+from rgbir_reid.training.reid_loss import reid_loss_terms, set_of_rows
+from rgbir_reid.training.reid_model import model_from_settings, save_reid_model
+from rgbir_reid.training.reid_settings import RUNTIME_FIELDS, ReidSettings, learnt_settings
 
 
 def train_transform(settings: ReidSettings) -> BatchAugmentation:
@@ -261,110 +74,6 @@ def train_transform(settings: ReidSettings) -> BatchAugmentation:
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
     )
-
-
-def reid_loss_terms(
-    emb: torch.Tensor,
-    logits: torch.Tensor,
-    pid: torch.Tensor,
-    modality: torch.Tensor,
-    target: torch.Tensor,
-    smooth: torch.Tensor,
-    settings: ReidSettings,
-    *,
-    check_labels: bool = True,
-) -> dict[str, torch.Tensor]:
-    """The three CE²L loss terms of one batch (unweighted).
-
-    Args:
-        emb: embeddings ``[N, D]``; logits: ``[N, C]``; pid: dataset identities ``[N]``;
-        modality: pixel modality ``[N]`` (0 visible, 1 thermal); target: labels ``0..C-1``
-        ``[N]``; smooth: bool ``[N]``, LSR for these samples.
-        check_labels: passed to :func:`lsr_cross_entropy`; ``False`` only when ``target`` is
-            known to lie in ``0..C-1``.
-
-    Returns:
-        ``{"cross": l_cross, "intra": l_intra, "id": l_id}``; a term whose weight is 0 is a
-        constant zero (not computed).
-
-    Raises:
-        ValueError: from :func:`lsr_cross_entropy` (label outside ``0..C-1`` when checked).
-    """
-    zero = emb.new_zeros(())
-    terms = {"cross": zero, "intra": zero, "id": zero}
-    if settings.weight_cross or settings.weight_intra:
-        f = F.normalize(emb, dim=1) if settings.normalize_embedding else emb
-        vis = modality == MODALITY_CODE[VISIBLE]
-        f_vis, pid_vis = f[vis], pid[vis]
-        f_th, pid_th = f[~vis], pid[~vis]
-        if settings.weight_cross:
-            terms["cross"] = cross_modality_top_ranking(
-                f_vis, pid_vis, f_th, pid_th, settings.margin_cross, settings.loss_reduction
-            )
-        if settings.weight_intra:
-            terms["intra"] = intra_modality_constraint(
-                f_vis, pid_vis, settings.margin_intra, settings.loss_reduction
-            ) + intra_modality_constraint(f_th, pid_th, settings.margin_intra, settings.loss_reduction)
-    if settings.weight_id:
-        terms["id"] = lsr_cross_entropy(logits, target, settings.lsr_epsilon, smooth, check_labels=check_labels)
-    return terms
-
-
-def model_from_settings(settings: ReidSettings, num_classes: int, *, pretrained: str | None = None) -> ReidNet:
-    """The re-ID network ``settings`` describe, with ``num_classes`` identity outputs.
-
-    Args:
-        pretrained: overrides ``settings.pretrained`` (``"none"`` when weights are loaded next).
-
-    Raises:
-        ValueError: from :func:`rgbir_reid.models.reid.build_reid_model` (unknown
-            architecture, unreadable pretrained weights).
-    """
-    return build_reid_model(
-        settings.architecture,
-        num_classes,
-        embedding_dim=settings.embedding_dim,
-        dropout=settings.dropout,
-        pretrained=settings.pretrained if pretrained is None else pretrained,
-        last_stride=settings.last_stride,
-        specific_stages=settings.specific_stages,
-    )
-
-
-def save_reid_model(path: str | Path, model: ReidNet, settings: ReidSettings, pids: list[int]) -> Path:
-    """Write the final model atomically: ``{"format", "state_dict", "settings", "pids"}``.
-
-    ``pids[label]`` is the dataset identity of classifier output ``label``; ``settings`` is
-    ``asdict(ReidSettings)``, enough for :func:`load_reid_model` to rebuild the network.
-    """
-    state = {
-        "format": MODEL_FORMAT,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "settings": asdict(settings),
-        "pids": [int(p) for p in pids],
-    }
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
-
-
-def load_reid_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ReidNet, ReidSettings, list[int]]:
-    """Rebuild a model written by :func:`save_reid_model`, in eval mode on ``device``.
-
-    Returns:
-        ``(model, settings, pids)``.
-
-    Raises:
-        ValueError: if the file is not a re-ID model of this format (names the file).
-    """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a re-ID model file (expected format {MODEL_FORMAT!r})")
-    settings = ReidSettings.from_dict(state["settings"])
-    pids = list(state["pids"])
-    model = model_from_settings(settings, len(pids), pretrained="none")
-    model.load_state_dict(state["state_dict"])
-    return model.to(resolve_device(device)).eval(), settings, pids
 
 
 def _lr_factor(settings: ReidSettings) -> Callable[[int], float]:
@@ -387,95 +96,6 @@ def _make_optimizer(model: ReidNet, settings: ReidSettings) -> torch.optim.Optim
     if settings.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {
-            "key": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "python": list(random.getstate()[1]),
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    random.setstate((3, tuple(state["python"]), None))
-
-
-@contextlib.contextmanager
-def _caller_rng_kept() -> Iterator[None]:
-    # Training seeds and advances the global RNGs; the caller gets its own states back.
-    state = _rng_state()
-    try:
-        yield
-    finally:
-        _set_rng_state(state)
-
-
-def _learnt_settings(settings: ReidSettings) -> dict:
-    """``asdict(settings)`` without the :data:`_RUNTIME_FIELDS`: the settings a checkpoint must share."""
-    return {k: v for k, v in asdict(settings).items() if k not in _RUNTIME_FIELDS}
-
-
-def _setting_changes(old: dict, new: dict) -> list[str]:
-    """``"key old -> new"`` for each key whose value differs between two settings mappings
-    (in the order of ``new``, then keys only ``old`` has; an absent key shows as ``<absent>``)."""
-    changes = []
-    for key in [*new, *(k for k in old if k not in new)]:
-        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if config_hash(a) != config_hash(b):  # by value: tuples and lists of the same items are equal
-            changes.append(f"{key} {a} -> {b}")
-    return changes
-
-
-def _checkpoint_mismatch(ckpt: dict, learnt: dict, seed: int, cache: dict) -> str:
-    """Why a checkpoint whose fingerprint differs is not resumed, e.g. ``"lr 0.01 -> 0.05, seed 3 -> 4"``.
-
-    ``cache`` is the ``{"rows", "attrs"}`` of this run's training rows; a checkpoint written
-    before the settings were stored in it only gets a generic reason.
-    """
-    if "learnt_settings" not in ckpt:
-        return "it was made with other settings, seed or cache (or by an older version)"
-    reasons = _setting_changes(ckpt["learnt_settings"], learnt)
-    if ckpt.get("seed") != seed:
-        reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
-    old_cache = ckpt.get("cache", {})
-    if config_hash(old_cache) != config_hash(cache):
-        old_attrs, attrs = old_cache.get("attrs", {}), cache["attrs"]
-        # Attribute names only: their values are long hashes.
-        what = [k for k in sorted({*old_attrs, *attrs})
-                if config_hash(old_attrs.get(k)) != config_hash(attrs.get(k))]
-        if old_cache.get("rows") != cache["rows"]:
-            what.insert(0, f"training rows {old_cache.get('rows')} -> {cache['rows']}")
-        reasons.append(f"the cache differs ({', '.join(what)})")
-    return ", ".join(reasons) or "it was made with other settings, seed or cache"
-
-
-def _load_scaler_state(scaler: torch.amp.GradScaler, state: dict, log: logging.Logger) -> None:
-    """Restore ``scaler`` from a checkpoint's ``scaler.state_dict()`` when that state applies to it.
-
-    A disabled GradScaler (CPU, or amp other than ``"fp16"``) saves ``{}``, and an enabled one
-    raises ``RuntimeError`` on ``load_state_dict({})``. So the state is loaded only when it is
-    non-empty and ``scaler`` is enabled; otherwise ``scaler`` stays fresh (an enabled one finds
-    its loss scale again within a few steps), logged at info when a state or a scaler is unused.
-    """
-    if scaler.is_enabled() and state:
-        scaler.load_state_dict(state)
-    elif scaler.is_enabled():
-        log.info("the checkpoint holds no GradScaler state (written without fp16 AMP): starting a fresh scaler")
-    elif state:
-        log.info("the checkpoint's GradScaler state is not used: fp16 AMP is off in this run")
 
 
 # Per-epoch running sums of the training loop, in this order ("total" is the weighted loss).
@@ -598,12 +218,12 @@ def train_reid(
                     len(sampler.skipped_identities), sampler.skipped_identities[:20])
 
     cuda = device.type == "cuda"
-    # The checkpoint must share what is learnt: settings but _RUNTIME_FIELDS, seed and cache.
-    learnt = _learnt_settings(settings)
-    runtime = {k: getattr(settings, k) for k in _RUNTIME_FIELDS}
+    # The checkpoint must share what is learnt: settings but RUNTIME_FIELDS, seed and cache.
+    learnt = learnt_settings(settings)
+    runtime = {k: getattr(settings, k) for k in RUNTIME_FIELDS}
     cache_id = {"rows": len(rows), "attrs": read_cache_attrs(cache_path)}
     fingerprint = config_hash({"settings": learnt, "seed": seed, "cache": cache_id})
-    with _caller_rng_kept():
+    with caller_rng_kept():
         torch.manual_seed(seed)
         np.random.seed(seed)
         random.seed(seed)
@@ -618,15 +238,15 @@ def train_reid(
 
         start_epoch, history = 0, []
         if ckpt_path.exists():
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            ckpt = load_checkpoint(ckpt_path, required=("fingerprint", "model", "optimizer", "epoch"))
             if ckpt.get("fingerprint") == fingerprint:
                 model.load_state_dict(ckpt["model"])
                 optimizer.load_state_dict(ckpt["optimizer"])
                 scheduler.load_state_dict(ckpt["scheduler"])
-                _load_scaler_state(scaler, ckpt.get("scaler", {}), log)
-                _set_rng_state(ckpt["rng"])
+                load_scaler_state(scaler, ckpt.get("scaler", {}), log)
+                set_rng_state(ckpt["rng"])
                 start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
-                changed = _setting_changes(ckpt.get("runtime_settings", runtime), runtime)
+                changed = setting_changes(ckpt.get("runtime_settings", runtime), runtime)
                 if changed:
                     log.info("runtime settings differ from the checkpoint's (%s); they do not change what "
                              "is learnt, so training resumes anyway", ", ".join(changed))
@@ -636,7 +256,7 @@ def train_reid(
                     log.info("all %d epochs already done (checkpoint %s)", settings.epochs, ckpt_path)
             else:
                 log.warning("ignoring checkpoint %s: %s; starting over", ckpt_path,
-                            _checkpoint_mismatch(ckpt, learnt, seed, cache_id))
+                            checkpoint_mismatch(ckpt, learnt, seed, cache_id))
 
         loader = DataLoader(
             dataset,
@@ -719,7 +339,7 @@ def train_reid(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "rng": _rng_state(),
+                "rng": rng_state(),
                 "history": history,
             }
             with atomic_output(ckpt_path) as tmp:

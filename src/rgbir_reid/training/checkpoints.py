@@ -1,0 +1,151 @@
+"""What every resumable training loop of the library shares: reading checkpoints safely, RNG
+states, and telling a user in words why a checkpoint is not resumed.
+
+Checkpoints are read with ``torch.load(weights_only=True)`` (no arbitrary pickles) through
+:func:`load_checkpoint`, which turns a truncated, foreign or non-torch file into a
+:class:`CheckpointError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from rgbir_reid.io import config_hash
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or model file cannot be used; the message names the file and what is wrong."""
+
+
+def load_checkpoint(path: str | Path, *, expected_format: str | None = None, required: tuple[str, ...] = ()) -> dict:
+    """Read a checkpoint or model file written by ``torch.save`` of a dict, safely.
+
+    Args:
+        path: the file.
+        expected_format: when given, the file's ``"format"`` entry must equal it (model files
+            carry one, e.g. ``"rgbir_reid.reid_model/1"``).
+        required: keys the dict must hold.
+
+    Raises:
+        CheckpointError: the file is missing, truncated or not a torch file, holds something
+            other than a dict, has another ``format``, or lacks a ``required`` key; the message
+            names ``path``. Never a traceback from inside torch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+        # torch raises RuntimeError / UnpicklingError for truncated zips and for files that are
+        # not torch.save output at all; the first line of its message is enough detail.
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated, damaged or not written by torch.save): {detail}; "
+            "delete it to start that stage over"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint dict")
+    if expected_format is not None and state.get("format") != expected_format:
+        raise CheckpointError(f"{path} is not a {expected_format!r} file (its format is {state.get('format')!r})")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}: not a checkpoint of this training stage")
+    return state
+
+
+def rng_state() -> dict:
+    """The global torch (CPU and CUDA), numpy and Python RNG states, as tensors and plain values
+    that ``torch.load(weights_only=True)`` reads back."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "key": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": list(random.getstate()[1]),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the global RNG states saved by :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    random.setstate((3, tuple(state["python"]), None))
+
+
+@contextlib.contextmanager
+def caller_rng_kept() -> Iterator[None]:
+    """Run the block with the global RNGs and give the caller its own states back afterwards
+    (training seeds and advances them)."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
+def setting_changes(old: dict, new: dict) -> list[str]:
+    """``"key old -> new"`` for each key whose value differs between two settings mappings
+    (in the order of ``new``, then keys only ``old`` has; an absent key shows as ``<absent>``)."""
+    changes = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if config_hash(a) != config_hash(b):  # by value: tuples and lists of the same items are equal
+            changes.append(f"{key} {a} -> {b}")
+    return changes
+
+
+def checkpoint_mismatch(ckpt: dict, learnt: dict, seed: int, cache: dict) -> str:
+    """Why a checkpoint whose fingerprint differs is not resumed, e.g. ``"lr 0.01 -> 0.05, seed 3 -> 4"``.
+
+    ``cache`` is the ``{"rows", "attrs"}`` of this run's training rows; a checkpoint written
+    before the settings were stored in it only gets a generic reason.
+    """
+    if "learnt_settings" not in ckpt:
+        return "it was made with other settings, seed or cache (or by an older version)"
+    reasons = setting_changes(ckpt["learnt_settings"], learnt)
+    if ckpt.get("seed") != seed:
+        reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
+    old_cache = ckpt.get("cache", {})
+    if config_hash(old_cache) != config_hash(cache):
+        old_attrs, attrs = old_cache.get("attrs", {}), cache["attrs"]
+        # Attribute names only: their values are long hashes.
+        what = [k for k in sorted({*old_attrs, *attrs})
+                if config_hash(old_attrs.get(k)) != config_hash(attrs.get(k))]
+        if old_cache.get("rows") != cache["rows"]:
+            what.insert(0, f"training rows {old_cache.get('rows')} -> {cache['rows']}")
+        reasons.append(f"the cache differs ({', '.join(what)})")
+    return ", ".join(reasons) or "it was made with other settings, seed or cache"
+
+
+def load_scaler_state(scaler: torch.amp.GradScaler, state: dict, log: logging.Logger) -> None:
+    """Restore ``scaler`` from a checkpoint's ``scaler.state_dict()`` when that state applies to it.
+
+    A disabled GradScaler (CPU, or amp other than ``"fp16"``) saves ``{}``, and an enabled one
+    raises ``RuntimeError`` on ``load_state_dict({})``. So the state is loaded only when it is
+    non-empty and ``scaler`` is enabled; otherwise ``scaler`` stays fresh (an enabled one finds
+    its loss scale again within a few steps), logged at info when a state or a scaler is unused.
+    """
+    if scaler.is_enabled() and state:
+        scaler.load_state_dict(state)
+    elif scaler.is_enabled():
+        log.info("the checkpoint holds no GradScaler state (written without fp16 AMP): starting a fresh scaler")
+    elif state:
+        log.info("the checkpoint's GradScaler state is not used: fp16 AMP is off in this run")
