@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from rgbir_reid.data.completeness import DatasetCompletenessWarning
 from rgbir_reid.data.records import DatasetFormatError
 from rgbir_reid.data.regdb import (
     REGDB_TRIALS,
+    check_regdb_counts,
     index_regdb,
     read_regdb,
     read_regdb_idx,
     regdb_idx_path,
     regdb_trial_split,
 )
+
+# A tiny copy, far from RegDB's 412 identities x 10 images: its count warnings are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::rgbir_reid.data.completeness.DatasetCompletenessWarning")
 
 PIDS = (1, 2, 3, 4, 5, 6)
 IMAGES_PER_ID = 2
@@ -187,3 +193,50 @@ def test_corrupt_bmp_named(regdb_root: Path):
     with pytest.raises(DatasetFormatError, match=r"Thermal/4/male_front_t_00004_2\.bmp"):
         index_regdb(regdb_root)
     assert len(index_regdb(regdb_root, verify_images=False)) == len(PIDS) * IMAGES_PER_ID * 2
+
+
+# --------------------------------------------------------------------------- completeness
+
+
+def test_every_missing_listed_image_is_named_with_its_idx_line(regdb_root: Path):
+    a, b = _train_pids(1)[:2]  # both in train_thermal_1.txt, the first idx file indexing reads
+    gone = [regdb_root / "Thermal" / str(a) / _name("thermal", a, 1), regdb_root / "Thermal" / str(b) / _name("thermal", b, 2)]
+    for p in gone:
+        p.unlink()
+    with pytest.raises(DatasetFormatError, match=r"2 image\(s\) listed in train_thermal_1\.txt do not exist") as e:
+        index_regdb(regdb_root)
+    message = str(e.value)
+    for p in gone:
+        assert f"{p.resolve()} does not exist" in message
+    assert "train_thermal_1.txt, line 1: image" in message and "train_thermal_1.txt, line 4: image" in message
+
+
+def test_tiny_copy_warns_about_the_counts_the_dataset_fixes(regdb_root: Path):
+    with pytest.warns(DatasetCompletenessWarning) as caught:
+        index_regdb(regdb_root, verify_images=False)
+    messages = [str(w.message) for w in caught]
+    lacks = [m for m in messages if "lacks 406 of the dataset's 412 identity folders" in m]
+    assert len(lacks) == 2  # Visible and Thermal
+    assert any(str(regdb_root.resolve() / "Thermal") in m and ": 7, 8, 9," in m for m in lacks)
+    odd = [m for m in messages if "do not hold 10 .bmp images" in m]
+    assert len(odd) == 2 and all("1 (2), 2 (2)" in m for m in odd)
+
+
+def test_counts_of_the_genuine_layout_give_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_regdb_counts(Path("Visible"), {pid: 10 for pid in range(1, 413)})
+
+
+@pytest.mark.parametrize(
+    "counts, expected",
+    [
+        ({pid: 10 for pid in range(1, 413) if pid != 17}, r"Visible lacks 1 of the dataset's 412 identity folders: 17;"),
+        ({**{pid: 10 for pid in range(1, 413)}, 230: 9}, r"1 identity folder\(s\) of Visible do not hold 10 .bmp images .*: 230 \(9\)"),
+        ({**{pid: 10 for pid in range(1, 413)}, 5: 0}, r"Visible do not hold 10 .bmp images .*: 5 \(0\)"),  # empty folder
+        ({**{pid: 10 for pid in range(1, 413)}, 999: 10}, r"outside the dataset's 1..412: 999"),
+    ],
+)
+def test_count_deviations_named(counts, expected):
+    with pytest.warns(DatasetCompletenessWarning, match=expected):
+        check_regdb_counts(Path("Visible"), counts)

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from rgbir_reid.data.completeness import name_some, warn_incomplete
 from rgbir_reid.data.layout import NUMBER, image_files, numbered_subdirs, verify_images_of
 from rgbir_reid.data.records import TEST, THERMAL, TRAIN, VISIBLE, DatasetFormatError, ImageRecord
 
@@ -31,6 +32,9 @@ REGDB_CAMERA = {VISIBLE: REGDB_VISIBLE_CAMERA, THERMAL: REGDB_THERMAL_CAMERA}
 REGDB_FOLDER = {VISIBLE: "Visible", THERMAL: "Thermal"}
 REGDB_TRIALS = tuple(range(1, 11))
 IMAGE_SUFFIXES = (".bmp",)
+# What the dataset fixes: identity folders 1..412 in each modality, 10 images in each folder.
+REGDB_IDENTITIES = tuple(range(1, 413))
+REGDB_IMAGES_PER_IDENTITY = 10
 
 
 def check_regdb_trial(trial: int) -> None:
@@ -72,8 +76,9 @@ def read_regdb_idx(root: str | Path, subset: str, modality: str, trial: int) -> 
     Raises:
         DatasetFormatError: naming the idx file and line, if the file is missing, a line is not
             ``<relative path> <label>``, the path is not ``<Visible|Thermal>/<pid>/<file>`` of
-            this modality, the image does not exist, a path is listed twice, or one folder has
-            two labels (or two folders one label) in the file.
+            this modality, a path is listed twice, or one folder has two labels (or two folders
+            one label) in the file; or, after the whole file is read, listed images that do not
+            exist (all named, with their lines).
     """
     path = regdb_idx_path(root, subset, modality, trial)
     if not path.is_file():
@@ -83,6 +88,7 @@ def read_regdb_idx(root: str | Path, subset: str, modality: str, trial: int) -> 
     label_of_pid: dict[int, int] = {}
     pid_of_label: dict[int, int] = {}
     seen: set[str] = set()
+    missing: list[str] = []
     for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
@@ -97,7 +103,8 @@ def read_regdb_idx(root: str | Path, subset: str, modality: str, trial: int) -> 
         pid = int(parts[1])
         image = os.path.normpath(os.path.join(root, rel))
         if not os.path.isfile(image):
-            raise DatasetFormatError(f"{where}: image {image} does not exist")
+            missing.append(f"{where}: image {image} does not exist")
+            continue
         if image in seen:
             raise DatasetFormatError(f"{where}: image {rel} is listed twice")
         seen.add(image)
@@ -113,6 +120,11 @@ def read_regdb_idx(root: str | Path, subset: str, modality: str, trial: int) -> 
                 "expected one identity folder per label"
             )
         entries.append((image, pid, label))
+    if missing:
+        raise DatasetFormatError(
+            f"{len(missing)} image(s) listed in {path.name} do not exist: {name_some(missing)}; "
+            "expected every listed file under the root"
+        )
     return entries
 
 
@@ -156,6 +168,39 @@ def read_regdb(root: str | Path, trial: int, *, verify_images: bool = False) -> 
     return records
 
 
+def check_regdb_counts(modality_dir: Path, counts: Mapping[int, int]) -> None:
+    """Compare one modality folder with what RegDB fixes: folders 1..412, 10 images each.
+
+    Args:
+        modality_dir: ``<root>/Visible`` or ``<root>/Thermal`` (for messages).
+        counts: image count per identity folder found there.
+
+    Warns:
+        DatasetCompletenessWarning: identity folders of 1..412 missing (named), folders outside
+            1..412 (named), folders with another image count than 10 (named with their count).
+            Not errors: the idx files name every image a trial reads and are checked on their
+            own (:func:`read_regdb_idx`), so an incomplete copy still runs what it lists.
+    """
+    missing = [pid for pid in REGDB_IDENTITIES if pid not in counts]
+    if missing:
+        warn_incomplete(
+            f"{modality_dir} lacks {len(missing)} of the dataset's {len(REGDB_IDENTITIES)} identity folders: "
+            f"{name_some(missing)}; expected folders {REGDB_IDENTITIES[0]}..{REGDB_IDENTITIES[-1]}"
+        )
+    extra = [pid for pid in sorted(counts) if pid not in set(REGDB_IDENTITIES)]
+    if extra:
+        warn_incomplete(
+            f"{modality_dir} holds identity folders outside the dataset's "
+            f"{REGDB_IDENTITIES[0]}..{REGDB_IDENTITIES[-1]}: {name_some(extra)}"
+        )
+    odd = [f"{pid} ({n})" for pid, n in sorted(counts.items()) if n != REGDB_IMAGES_PER_IDENTITY]
+    if odd:
+        warn_incomplete(
+            f"{len(odd)} identity folder(s) of {modality_dir} do not hold {REGDB_IMAGES_PER_IDENTITY} .bmp images "
+            f"(folder (count)): {name_some(odd)}; the dataset has {REGDB_IMAGES_PER_IDENTITY} per identity and modality"
+        )
+
+
 def index_regdb(root: str | Path, *, verify_images: bool = True) -> list[ImageRecord]:
     """Every image of a RegDB root (the manifest), ``subset=""`` since it depends on the trial.
 
@@ -172,15 +217,23 @@ def index_regdb(root: str | Path, *, verify_images: bool = True) -> list[ImageRe
 
     Raises:
         DatasetFormatError: root, ``Visible/``, ``Thermal/`` or ``idx/`` missing, a
-            non-numeric identity folder, no image at all, an idx problem, or a corrupt image.
+            non-numeric identity folder, no image at all, an idx problem (a listed image that
+            does not exist included, see :func:`read_regdb_idx`), or a corrupt image.
+
+    Warns:
+        DatasetCompletenessWarning: identity folders or image counts other than the dataset's
+            (see :func:`check_regdb_counts`); the idx files decide what is read, so the run goes
+            on, but not on the published dataset.
     """
     root_path = _check_root(root)
     records: list[ImageRecord] = []
     for modality in (VISIBLE, THERMAL):
         modality_dir = root_path / REGDB_FOLDER[modality]
-        for pid, pid_dir in numbered_subdirs(modality_dir, "identity folders named by a number"):
-            for image in image_files(pid_dir, IMAGE_SUFFIXES):
-                records.append(ImageRecord(str(image), pid, REGDB_CAMERA[modality], modality, ""))
+        folders = numbered_subdirs(modality_dir, "identity folders named by a number")
+        images_of = {pid: image_files(pid_dir, IMAGE_SUFFIXES) for pid, pid_dir in folders}
+        check_regdb_counts(modality_dir, {pid: len(images) for pid, images in images_of.items()})
+        for pid, images in images_of.items():
+            records.extend(ImageRecord(str(image), pid, REGDB_CAMERA[modality], modality, "") for image in images)
     if not records:
         raise DatasetFormatError(f"RegDB root {root_path} holds no .bmp image under Visible/<pid>/ or Thermal/<pid>/")
     records.sort(key=lambda r: (r.camera, r.pid, r.path))
