@@ -53,6 +53,18 @@ def test_reid_method_keys_are_the_reid_settings():
     assert keys == set(defaults_of(ReidSettings)) | {"family"}
 
 
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_a_family_with_a_defaults_section_has_it_in_the_schema(name):
+    section = get_family(name).defaults_section
+    if section is not None:
+        assert section in yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
+
+
+def test_aligngan_needs_the_cache_but_no_cyclegan():
+    family = get_family("aligngan")
+    assert family.trains and family.needs_cache({}) and not family.needs_conversion({})
+
+
 def test_reid_family_needs_the_cyclegan_only_for_converted_sets():
     reid = get_family("reid")
     assert reid.trains and reid.needs_cache({"train_sets": ["real_visible"]})

@@ -230,3 +230,11 @@ def test_recalled_rows_are_starred_and_explained(tmp_path):
     assert "* = recalled from the cited table" in text and "| dai_ce2l*, dai_ce2l |" in text
     text = write_tables(ROWS[:4], tmp_path / "plain", published=ce2l)["md"].read_text()
     assert "recalled" not in text and "dai_ce2l*" not in text
+
+
+def test_dataset_warnings_section_names_each_incomplete_copy():
+    from rgbir_reid.reporting.tables import dataset_warnings_markdown
+
+    assert dataset_warnings_markdown({"sysu": [], "regdb": [""]}) == ""
+    text = dataset_warnings_markdown({"sysu": ["cam3/0007 is empty"], "regdb": []})
+    assert "## Dataset warnings" in text and "- `sysu`:\n  - cam3/0007 is empty\n" in text and "regdb" not in text

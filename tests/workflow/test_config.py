@@ -75,17 +75,19 @@ def test_missing_root_is_an_error_naming_the_key(tmp_path):
 
 
 def test_schema_defaults_are_the_library_defaults():
+    from rgbir_reid.training.aligngan import AlignGANSettings
     from rgbir_reid.training.cyclegan import CycleGANSettings
     from rgbir_reid.training.reid_settings import ReidSettings
 
     defs = schema()["$defs"]
-    for name, cls in [("cyclegan", CycleGANSettings), ("reid", ReidSettings)]:
+    for name, cls in [("cyclegan", CycleGANSettings), ("reid", ReidSettings), ("aligngan", AlignGANSettings)]:
         props = defs[name]["properties"]
         assert set(props) == set(defaults_of(cls)), name
         for key, value in defaults_of(cls).items():
             assert props[key].get("default") == value, f"{name}.{key}"
-    method_keys = set(defs["reid_method"]["propertyNames"]["enum"])
-    assert method_keys == set(defaults_of(ReidSettings)) | {"family"}
+    for family, cls in [("reid", ReidSettings), ("aligngan", AlignGANSettings)]:
+        method_keys = set(defs[f"{family}_method"]["propertyNames"]["enum"])
+        assert method_keys == set(defaults_of(cls)) | {"family"}, family
 
 
 def test_settings_from_names_unknown_key():
@@ -98,8 +100,9 @@ def test_settings_from_names_unknown_key():
 @pytest.mark.parametrize(
     "config, expected",
     [
-        ("sysu_mm01.yaml", {"train_cyclegan": 1, "build_cache": 1, "train_reid": 2, "evaluate": 2}),
-        ("regdb.yaml", {"train_cyclegan": 10, "build_cache": 10, "train_reid": 20, "evaluate": 20}),
+        # ce2l, bdtr, one_stream, two_stream, zero_padding train; hog, lomo, mlbp do not
+        ("sysu_mm01.yaml", {"train_cyclegan": 1, "build_cache": 1, "train_reid": 5, "extract": 8, "evaluate": 8}),
+        ("regdb.yaml", {"train_cyclegan": 10, "build_cache": 10, "train_reid": 50, "extract": 80, "evaluate": 80}),
     ],
 )
 def test_full_paper_configs_plan_the_whole_dag(tmp_path, shared_data, config, expected):
@@ -119,7 +122,7 @@ def test_full_paper_configs_plan_the_whole_dag(tmp_path, shared_data, config, ex
 
 def test_run_without_conversion_skips_the_cyclegan(tmp_path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["methods"] = {"baseline": config["methods"]["baseline"]}
+    config["methods"] = {"bdtr": config["methods"]["bdtr"]}
     path = tmp_path / "baseline_only.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(path))
@@ -128,8 +131,27 @@ def test_run_without_conversion_skips_the_cyclegan(tmp_path):
     assert "train_cyclegan" not in proc.stdout
 
 
+def test_handcrafted_only_run_plans_no_training_conversion_or_cache(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["methods"] = {m: e for m, e in config["methods"].items() if e["family"] == "handcrafted"}
+    assert set(config["methods"]) == {"hog", "lomo", "mlbp"}
+    path = tmp_path / "handcrafted_only.yaml"
+    path.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", str(path)))
+    assert jobs.get("extract") == 3 and jobs.get("evaluate") == 3 and jobs.get("report") == 1, jobs
+    assert not [rule for rule in jobs if rule.startswith("train_") or rule == "build_cache"], jobs
+
+
+def test_mixed_run_trains_only_the_training_families(tmp_path):
+    # One train job per trained method; extract and evaluate for every method, whatever its family.
+    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config.yaml")))
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    trained = [m for m, e in config["methods"].items() if e["family"] != "handcrafted"]
+    assert jobs.get("train_reid") == len(trained) and jobs.get("extract") == len(config["methods"]), jobs
+
+
 @pytest.mark.parametrize("paper", ["sysu_mm01", "regdb"])
-def test_paper_configs_plan_the_same_budget_for_ce2l_and_baseline(tmp_path, shared_data, paper):
+def test_paper_configs_plan_the_same_budget_for_ce2l_and_bdtr(tmp_path, shared_data, paper):
     # Equal budgets: the dry run's train_reid messages give each method's steps and schedule.
     config = yaml.safe_load((REPO / "workflow" / "configs" / f"{paper}.yaml").read_text())
     (name, dataset), = config["datasets"].items()
@@ -147,10 +169,10 @@ def test_paper_configs_plan_the_same_budget_for_ce2l_and_baseline(tmp_path, shar
         if f"train_reid {name} trial 1 " in line:
             method, budget = line.split(f"train_reid {name} trial 1 ", 1)[1].split(": ", 1)
             budgets[method] = budget
-    assert set(budgets) == {"ce2l", "baseline"}, proc.stdout
+    assert {"ce2l", "bdtr"} <= set(budgets), proc.stdout
     steps = {m: b.split(" steps")[0] for m, b in budgets.items()}
     schedule = {m: b.split("; ", 1)[1] for m, b in budgets.items()}
-    assert steps["ce2l"] == steps["baseline"] and schedule["ce2l"] == schedule["baseline"], budgets
+    assert steps["ce2l"] == steps["bdtr"] and schedule["ce2l"] == schedule["bdtr"], budgets
 
 
 @pytest.mark.parametrize("paper", ["sysu_mm01", "regdb"])

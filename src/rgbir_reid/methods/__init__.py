@@ -35,6 +35,7 @@ Settings = Mapping[str, Any]
 FAMILIES: dict[str, str] = {
     "reid": "rgbir_reid.methods.reid",
     "handcrafted": "rgbir_reid.methods.handcrafted",
+    "aligngan": "rgbir_reid.methods.aligngan",
 }
 
 

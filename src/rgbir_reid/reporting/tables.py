@@ -417,3 +417,19 @@ def write_tables(
     with atomic_output(paths["csv"]) as tmp:
         _csv_frame(filled).to_csv(tmp, index=False)
     return paths
+
+
+def dataset_warnings_markdown(warnings: dict[str, Sequence[str]]) -> str:
+    """A Markdown section listing what indexing found incomplete, per dataset; ``""`` when nothing.
+
+    Args:
+        warnings: dataset name -> the lines of its ``index_warnings.txt`` (empty lines ignored).
+    """
+    found = {name: [line for line in lines if line.strip()] for name, lines in warnings.items()}
+    found = {name: lines for name, lines in found.items() if lines}
+    if not found:
+        return ""
+    text = "\n## Dataset warnings\n\nIndexing found these dataset copies incomplete; the runs above went on without what is named.\n\n"
+    for name, lines in found.items():
+        text += f"- `{name}`:\n" + "".join(f"  - {line}\n" for line in lines)
+    return text

@@ -1,0 +1,105 @@
+"""The ``aligngan`` family: AlignGAN (Wang et al., ICCV 2019), pixel and feature alignment trained end to end.
+
+Training: :func:`rgbir_reid.training.aligngan.train_aligngan` on the real rows of the trial's
+cache (its three stages: feature warm-up, pixel warm-up, joint), with the ``aligngan:``
+section's settings (official values by default) and each method's overrides. It needs no
+CycleGAN: AlignGAN trains its own generators. Test features: visible (gallery) images through
+``G_rgb2ir`` then the feature generator, infrared (query) images straight in, the pooled map
+L2-normalised, with the official flip test-time augmentation
+(:func:`rgbir_reid.training.aligngan.aligngan_features`); the config's ``extract.flip`` is not
+used, since the official test always flips.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rgbir_reid.data.records import MODALITY_CODE, ImageRecord
+from rgbir_reid.methods import MethodFamily, Settings
+
+
+def training_budget(settings: Settings) -> str:
+    """One line on the three stages' lengths, batches and learning rates (``snakemake -n``)."""
+    return (
+        f"{settings['feature_warmup_iterations']} feature warm-up + {settings['pixel_warmup_iterations']} pixel "
+        f"warm-up + {settings['joint_iterations']} joint iterations; GAN batches {settings['gan_identities']} x "
+        f"{settings['gan_instances']}, IDE batches {settings['ide_identities']} x {settings['ide_instances']} per "
+        f"modality; lr pixel {settings['pixel_lr']}, feature {settings['feature_lr']}, x{settings['lr_decay_gamma']} "
+        f"at joint iterations {settings['lr_decay_iterations']}"
+    )
+
+
+def train(
+    cache_path: str | Path,
+    out_dir: str | Path,
+    settings: Settings,
+    *,
+    device: str = "auto",
+    seed: int = 0,
+    logger: logging.Logger | None = None,
+    section: str = "aligngan",
+) -> Path:
+    """Train AlignGAN on the cache's real rows (:func:`rgbir_reid.training.aligngan.train_aligngan`).
+
+    Raises:
+        ValueError: a setting unknown to :class:`AlignGANSettings` or out of range (names
+            ``section.key``), or a cache that cannot feed a batch.
+    """
+    from rgbir_reid.config import settings_from
+    from rgbir_reid.training.aligngan import AlignGANSettings, train_aligngan
+
+    return train_aligngan(cache_path, out_dir, settings_from(AlignGANSettings, settings, section),
+                          device=device, seed=seed, logger=logger)
+
+
+def extract(
+    model_path: str | Path,
+    records: Sequence[ImageRecord],
+    settings: Settings,
+    *,
+    batch_size: int = 64,
+    flip: bool = True,
+    device: str = "auto",
+    logger: logging.Logger | None = None,
+) -> tuple[np.ndarray, dict]:
+    """AlignGAN test features ``[N, C]`` of ``records`` (``C`` = the feature generator's width, 2048
+    for ResNet-50); the settings come from the model file, and flip TTA is always on (official).
+
+    Raises:
+        ValueError: no records; CheckpointError / ValueError if the model file is not an AlignGAN model.
+        DatasetFormatError: an image cannot be decoded (names the file).
+    """
+    import torch
+
+    from rgbir_reid.data.transforms import load_image, to_tensor
+    from rgbir_reid.device import resolve_device
+    from rgbir_reid.io import sha256_file
+    from rgbir_reid.training.aligngan import aligngan_features, load_aligngan_model
+
+    if not records:
+        raise ValueError(f"no test records given for {model_path}")
+    model, model_settings = load_aligngan_model(model_path, resolve_device(device))
+    size = tuple(model_settings.image_size)
+    codes = np.array([MODALITY_CODE[r.modality] for r in records], dtype=np.int64)
+    chunks = []
+    for start in range(0, len(records), batch_size):
+        pixels = np.stack([load_image(r.path, size) for r in records[start:start + batch_size]])
+        chunks.append(aligngan_features(model, to_tensor(pixels), torch.from_numpy(codes[start:start + batch_size]),
+                                        flip=True, batch_size=batch_size).numpy())
+    return np.concatenate(chunks).astype(np.float32), {"model_sha256": sha256_file(model_path), "flip": True}
+
+
+FAMILY = MethodFamily(
+    name="aligngan",
+    summary="AlignGAN: pixel generators, feature generator and joint discriminator trained end to end",
+    defaults_section="aligngan",
+    needs_cache=lambda settings: True,
+    needs_conversion=lambda settings: False,
+    train=train,
+    extract=extract,
+    budget=training_budget,
+)
