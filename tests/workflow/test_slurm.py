@@ -26,7 +26,8 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 STUB = Path(__file__).resolve().parent / "slurm_stubs" / "slurm_stub.py"
 SLURM_PROGRAMS = ["sbatch", "srun", "sacct", "squeue", "sacctmgr", "scontrol", "sinfo"]
 
-GPU_RULES = {"train_cyclegan", "build_cache", "train_cyclegan_pairs", "conversion_fidelity", "train_reid", "extract"}
+GPU_RULES = {"train_cyclegan", "build_cache", "train_cyclegan_pairs", "conversion_fidelity", "train_reid",
+             "train_aligngan", "extract"}
 
 
 def profile() -> dict:
@@ -35,9 +36,21 @@ def profile() -> dict:
 
 def rules_declaring_a_gpu() -> set[str]:
     """Rules of workflow/rules/*.smk whose ``resources:`` name a gpu."""
+    from rgbir_reid.methods import FAMILIES, get_family
+
     text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
-    blocks = re.split(r"^rule (\w+):", text, flags=re.M)[1:]
-    return {name for name, body in zip(blocks[::2], blocks[1::2]) if re.search(r"^\s+gpu=", body, flags=re.M)}
+    blocks = re.split(r"^\s*rule ?(\w*):", text, flags=re.M)[1:]
+    rules = set()
+    for name, body in zip(blocks[::2], blocks[1::2]):
+        if not re.search(r"^\s+gpu=", body, flags=re.M):
+            continue
+        if name:
+            rules.add(name)
+        elif 'f"train_{_family}"' in body:  # reid.smk's train rule, one per family that trains
+            rules |= {f"train_{f}" for f in FAMILIES if get_family(f).trains}
+        else:
+            raise AssertionError(f"an unnamed rule declares a gpu: {body[:200]}")
+    return rules
 
 
 def rule_of(sbatch_argv: list[str]) -> str:
