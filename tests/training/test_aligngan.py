@@ -207,11 +207,11 @@ def test_model_file_and_test_features(reference, tmp_path):
 def test_load_rejects_other_files(tmp_path):
     other = tmp_path / "reid.pt"
     torch.save({"format": "rgbir_reid.reid_model/1", "state_dict": {}}, other)
-    with pytest.raises(ValueError, match="reid.pt is not an AlignGAN model file"):
+    with pytest.raises(ValueError, match=r"reid.pt is not a 'rgbir_reid.aligngan_model/1' file"):
         load_aligngan_model(other)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="garbage.pt is not an AlignGAN model file"):
+    with pytest.raises(ValueError, match="garbage.pt is not a readable checkpoint"):
         load_aligngan_model(garbage)
 
 

@@ -79,13 +79,12 @@ and the training accuracies), ``losses.png`` / ``losses.pdf`` and ``model.pt`` (
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -106,6 +105,7 @@ from rgbir_reid.losses.aligngan import (
 )
 from rgbir_reid.losses.gan import cycle_consistency_loss, identity_loss
 from rgbir_reid.models.aligngan import BACKBONES, AlignGAN, build_aligngan
+from rgbir_reid.training.checkpoints import caller_rng_kept, load_checkpoint, rng_state, set_rng_state, setting_changes
 
 MODEL_FORMAT = "rgbir_reid.aligngan_model/1"
 CHECKPOINT_FORMAT = "rgbir_reid.aligngan_checkpoint/1"
@@ -365,46 +365,6 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(1) == labels).float().mean()
 
 
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": list(random.getstate()[1]),
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    random.setstate((3, tuple(state["python"]), None))
-
-
-@contextlib.contextmanager
-def _caller_rng_kept() -> Iterator[None]:
-    # Training seeds and advances the global RNGs (dropout draws from torch's); the caller
-    # gets its own states back.
-    state = _rng_state()
-    try:
-        yield
-    finally:
-        _set_rng_state(state)
-
-
-def _setting_changes(old: dict, new: dict) -> list[str]:
-    changes = []
-    for key in [*new, *(k for k in old if k not in new)]:
-        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if config_hash(a) != config_hash(b):
-            changes.append(f"{key} {a} -> {b}")
-    return changes
-
-
 def build_model_from_settings(settings: AlignGANSettings, num_classes: int, *, seed: int = 0,
                               pretrained: str | None = None) -> tuple[AlignGAN, nn.ModuleDict]:
     """``(model, discriminators)`` as ``settings`` describe them, initialised from ``seed``.
@@ -455,12 +415,7 @@ def load_aligngan_model(path: str | Path, device: str | torch.device = "cpu") ->
     Raises:
         ValueError: if ``path`` is not an AlignGAN model file of this format (names the file).
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file at all (or an unsafe pickle)
-        raise ValueError(f"{path} is not an AlignGAN model file (expected format {MODEL_FORMAT!r}): {e}") from e
-    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not an AlignGAN model file (expected format {MODEL_FORMAT!r})")
+    state = load_checkpoint(path, expected_format=MODEL_FORMAT, required=("state_dict", "settings", "pids"))
     settings = AlignGANSettings.from_dict(state["settings"])
     model, _ = build_model_from_settings(settings, len(state["pids"]), pretrained="none")
     model.load_state_dict(state["state_dict"])
@@ -649,7 +604,7 @@ def train_aligngan(
     use_amp = cuda and s.amp != "none"
     amp_dtype = torch.bfloat16 if s.amp == "bf16" else torch.float16
 
-    with _caller_rng_kept():
+    with caller_rng_kept():
         torch.manual_seed(seed)
         np.random.seed(seed)
         random.seed(seed)
@@ -683,7 +638,7 @@ def train_aligngan(
         sums = torch.zeros(len(LOSS_TERMS), dtype=torch.float64)
         n_sum = 0
         if ckpt_path.exists():
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            ckpt = load_checkpoint(ckpt_path)
             if ckpt.get("format") == CHECKPOINT_FORMAT and ckpt.get("fingerprint") == fingerprint:
                 model.load_state_dict(ckpt["model"])
                 discs.load_state_dict(ckpt["discriminators"])
@@ -691,17 +646,17 @@ def train_aligngan(
                     optimizers[k].load_state_dict(ckpt["optimizers"][k])
                 if scaler.is_enabled() and ckpt["scaler"]:
                     scaler.load_state_dict(ckpt["scaler"])
-                _set_rng_state(ckpt["rng"])
+                set_rng_state(ckpt["rng"])
                 start, history = int(ckpt["iteration"]), list(ckpt["history"])
                 drawn = {k: int(v) for k, v in ckpt["drawn"].items()}
                 sums, n_sum = ckpt["sums"].clone(), int(ckpt["n_sum"])
-                changed = _setting_changes(ckpt.get("runtime_settings", runtime), runtime)
+                changed = setting_changes(ckpt.get("runtime_settings", runtime), runtime)
                 if changed:
                     log.info("runtime settings differ from the checkpoint's (%s); training resumes anyway", ", ".join(changed))
                 log.info("resuming from iteration %d of %d (%s stage; checkpoint %s)",
                          start, s.total_iterations, s.stage_of(min(start, s.total_iterations - 1)), ckpt_path)
             else:
-                reasons = _setting_changes(ckpt.get("learnt_settings", {}), learnt) if "learnt_settings" in ckpt else []
+                reasons = setting_changes(ckpt.get("learnt_settings", {}), learnt) if "learnt_settings" in ckpt else []
                 if ckpt.get("seed") != seed:
                     reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
                 if config_hash(ckpt.get("cache")) != config_hash(cache_id):
@@ -825,7 +780,7 @@ def train_aligngan(
                 "discriminators": {k: v.detach().cpu() for k, v in discs.state_dict().items()},
                 "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
                 "scaler": scaler.state_dict(),
-                "rng": _rng_state(),
+                "rng": rng_state(),
                 "drawn": dict(drawn),
                 "sums": sums.clone(),
                 "n_sum": n_sum,
