@@ -100,9 +100,12 @@ def test_settings_from_names_unknown_key():
 @pytest.mark.parametrize(
     "config, expected",
     [
-        # ce2l, bdtr, one_stream, two_stream, zero_padding train; hog, lomo, mlbp do not
-        ("sysu_mm01.yaml", {"train_cyclegan": 1, "build_cache": 1, "train_reid": 5, "extract": 8, "evaluate": 8}),
-        ("regdb.yaml", {"train_cyclegan": 10, "build_cache": 10, "train_reid": 50, "extract": 80, "evaluate": 80}),
+        # ce2l, bdtr, one_stream, two_stream, zero_padding (train_reid) and aligngan (train_aligngan)
+        # train; hog, lomo, mlbp do not
+        ("sysu_mm01.yaml", {"train_cyclegan": 1, "build_cache": 1, "train_reid": 5, "train_aligngan": 1,
+                            "extract": 9, "evaluate": 9}),
+        ("regdb.yaml", {"train_cyclegan": 10, "build_cache": 10, "train_reid": 50, "train_aligngan": 10,
+                        "extract": 90, "evaluate": 90}),
     ],
 )
 def test_full_paper_configs_plan_the_whole_dag(tmp_path, shared_data, config, expected):
