@@ -1,66 +1,32 @@
 """Modality conversion: the trained CycleGAN generators applied to images.
 
-The part of the pipeline that owns conversion: the generator file format
-(:func:`save_generators` / :func:`load_generators`), converters of uint8 image batches
+The part of the pipeline that applies conversion: converters of uint8 image batches
 (:func:`make_converters`, :func:`convert_images`) and the per-trial HDF5 cache of real and
-converted training images (:func:`build_cache`). Training (``rgbir_reid.training.cyclegan``)
-writes the generator file; evaluation and reporting see only the images converted here.
+converted training images (:func:`build_cache`). The generator file (``generator.pt``) is the
+CycleGAN trainer's output, written and read by :mod:`rgbir_reid.training.cyclegan`
+(``save_generators`` / ``load_generators``, importable from here too), as ``model.pt`` is the
+re-ID trainer's; evaluation and reporting see only the images converted here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from rgbir_reid.data.cache import write_cache
 from rgbir_reid.data.records import ImageRecord
-from rgbir_reid.io import atomic_output, sha256_file
-from rgbir_reid.models.cyclegan import GENERATOR_NAMES, ResnetGenerator, translate
+from rgbir_reid.io import sha256_file
+from rgbir_reid.models.cyclegan import translate
+from rgbir_reid.training.cyclegan import GENERATOR_FORMAT, load_generators, save_generators
 
-GENERATOR_FORMAT = 1
+__all__ = ["DIRECTIONS", "GENERATOR_FORMAT", "build_cache", "convert_images", "load_generators",
+           "make_converters", "save_generators"]
+
 # Conversion directions and the generator that performs each.
 DIRECTIONS = {"rgb2ir": "G_rgb2ir", "ir2rgb": "G_ir2rgb"}
-
-
-def save_generators(path: str | Path, generators: Mapping[str, nn.Module], *, extra: Mapping | None = None) -> Path:
-    """Write both generators to ``path`` atomically, with what is needed to rebuild them.
-
-    Layout (plain dict; ``torch.load(weights_only=True)`` loads it): ``format`` (int),
-    ``G_rgb2ir`` and ``G_ir2rgb`` (state dicts, CPU tensors), ``ngf``, ``n_blocks`` (int),
-    plus the items of ``extra`` (e.g. ``settings``, ``iterations``, ``seed``).
-    """
-    g = generators["G_rgb2ir"]
-    payload = {
-        "format": GENERATOR_FORMAT,
-        "ngf": int(g.ngf),
-        "n_blocks": int(g.n_blocks),
-        **{name: {k: v.detach().cpu() for k, v in generators[name].state_dict().items()} for name in GENERATOR_NAMES},
-        **dict(extra or {}),
-    }
-    with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
-
-
-def load_generators(path: str | Path, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
-    """Rebuild ``{"G_rgb2ir": ..., "G_ir2rgb": ...}`` from a ``generator.pt``, in eval mode on ``device``.
-
-    Raises:
-        ValueError: if the file is not a generator checkpoint of a known format (names the file).
-    """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != GENERATOR_FORMAT or any(n not in state for n in GENERATOR_NAMES):
-        raise ValueError(f"{path}: not a CycleGAN generator file of format {GENERATOR_FORMAT} (keys {GENERATOR_NAMES}, 'format')")
-    out = {}
-    for name in GENERATOR_NAMES:
-        g = ResnetGenerator(int(state["ngf"]), int(state["n_blocks"]))
-        g.load_state_dict(state[name])
-        out[name] = g.to(device).eval()
-    return out
 
 
 def make_converters(
@@ -128,7 +94,9 @@ def convert_images(
         uint8 ``[N, H, W, 3]`` images in the other modality.
 
     Raises:
-        ValueError: unknown direction, or the file is not a generator file (names it).
+        ValueError: unknown direction.
+        CheckpointError: (a ``ValueError``) the file is missing, damaged or not a generator
+            file (names it; see :func:`load_generators`).
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")

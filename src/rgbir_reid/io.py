@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -10,6 +11,53 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Iterator
+
+# Errors of writing that no retry mends: the job stops with one line naming the file.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+class OutputWriteError(OSError):
+    """An output could not be written (disk full, read-only, no permission, a file where a folder
+    is expected); ``str()`` is ``"cannot write <path>: <reason>"`` and ``errno`` the cause's."""
+
+    def __str__(self) -> str:  # OSError's own would read "[Errno 28] None: '<path>'" once errno is set
+        return str(self.args[0])
+
+
+def _errno_of(e: OSError) -> int | None:
+    if e.errno is not None:
+        return e.errno
+    # h5py reports HDF5's failed writes as OSError without errno, the C errno only in the text.
+    m = re.search(r"errno = (\d+)", str(e))
+    return int(m.group(1)) if m else None
+
+
+def _not_a_folder(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` that is not a folder, if any."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def write_error(path: str | Path, e: OSError) -> OutputWriteError | None:
+    """The :class:`OutputWriteError` that ``e``, raised while writing ``path``, stands for; ``None``
+    when ``e`` is not a write error of :data:`WRITE_ERRNOS`."""
+    code = _errno_of(e)
+    if code not in WRITE_ERRNOS:
+        return None
+    path = Path(path)
+    blocker = _not_a_folder(path)
+    if blocker is not None:
+        reason = f"{blocker} is a file, not a folder"
+    elif code == errno.EISDIR or (code == errno.EEXIST and path.is_dir()):
+        reason = "a folder is in the way"
+    else:
+        reason = os.strerror(code).lower()
+    err = OutputWriteError(f"cannot write {path}: {reason}")
+    err.errno = code
+    err.filename = str(path)
+    return err
 
 
 @contextlib.contextmanager
@@ -20,20 +68,55 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     Snakemake (or a reader) could take as complete; a failing one leaves nothing. The next write
     of ``path`` deletes such leftovers (only names of exactly that form: one output is written by
     one job at a time, so they can only be an earlier writer's).
+
+    Raises:
+        OutputWriteError: (an ``OSError``) the disk is full, the folder read-only or not
+            writable, or a file stands where a folder of ``path`` should be; the message is
+            ``"cannot write <path>: <reason>"``, and neither ``path`` nor the temporary file is left.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    leftover = re.compile(re.escape(path.stem) + r"\.tmp-\d+" + re.escape(path.suffix))
-    for stale in path.parent.glob(f"{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}"):
-        if leftover.fullmatch(stale.name) and stale.is_file():
-            stale.unlink(missing_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        leftover = re.compile(re.escape(path.stem) + r"\.tmp-\d+" + re.escape(path.suffix))
+        for stale in path.parent.glob(f"{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}"):
+            if leftover.fullmatch(stale.name) and stale.is_file():
+                stale.unlink(missing_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except OutputWriteError:
+        raise
+    except OSError as e:
+        err = write_error(path, e)
+        if err is None:
+            raise
+        raise err from e
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):  # a read-only folder refuses this too; the error above says why
+            if tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
+
+
+def save_torch(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (:func:`atomic_output`).
+
+    Written through a file object: saved by name, torch records the (temporary, per-process)
+    file name inside the archive, so the same object gave other bytes in every run; through a
+    file object the bytes depend on ``obj`` only, and a full disk raises ``OSError`` (ENOSPC)
+    rather than torch's errno-less ``RuntimeError``.
+    """
+    import torch  # not at module level: io is imported where torch is not needed
+
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:
+            # A write that fails inside torch.save resurfaces as torch's RuntimeError once the
+            # archive is closed; the OSError it happened during says why.
+            if isinstance(e.__context__, OSError):
+                raise e.__context__ from None
+            raise
+    return Path(path)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

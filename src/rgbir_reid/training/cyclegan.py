@@ -7,10 +7,14 @@ and their paper symbols are mapped in :mod:`rgbir_reid.models.cyclegan`.
 Files written under ``out_dir``:
 
 - ``generator.pt`` — both generators' state dicts and what is needed to rebuild them
-  (see :func:`rgbir_reid.conversion.save_generators`); what the conversion stage
-  (:mod:`rgbir_reid.conversion`: converters, the cache build) loads.
+  (:func:`save_generators`); what the conversion stage (:mod:`rgbir_reid.conversion`:
+  converters, the cache build) loads with :func:`load_generators`.
 - ``checkpoints/last.pt`` — full training state every ``checkpoint_every`` iterations;
   rerunning :func:`train_cyclegan` with the same inputs resumes from it.
+
+Both are read with ``torch.load(weights_only=True)`` through
+:func:`rgbir_reid.training.checkpoints.load_checkpoint`: a truncated, foreign or non-torch file
+raises :class:`~rgbir_reid.training.checkpoints.CheckpointError` naming it.
 - ``losses.csv`` — one row per ``log_every`` iterations: mean of each loss term.
 - ``samples.png`` — ``real RGB | fake IR | real IR | fake RGB`` rows (see
   :func:`rgbir_reid.reporting.samples.save_sample_grid`).
@@ -25,17 +29,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from rgbir_reid.data.transforms import load_image, to_tensor
-from rgbir_reid.conversion import save_generators
-from rgbir_reid.io import atomic_output, config_hash
+from rgbir_reid.io import atomic_output, config_hash, save_torch
 from rgbir_reid.losses.gan import (
     ImageHistoryBuffer,
     cycle_consistency_loss,
@@ -46,13 +50,18 @@ from rgbir_reid.losses.gan import (
 from rgbir_reid.models.cyclegan import (
     DISCRIMINATOR_NAMES,
     GENERATOR_NAMES,
+    ResnetGenerator,
     build_cyclegan,
     default_n_blocks,
     translate,
 )
 from rgbir_reid.reporting.samples import save_sample_grid
+from rgbir_reid.training.checkpoints import CheckpointError, load_checkpoint, setting_changes
 
 CHECKPOINT_FORMAT = 1
+GENERATOR_FORMAT = 1
+# What a resume reads from checkpoints/last.pt; a file without them is not a CycleGAN checkpoint.
+_CHECKPOINT_KEYS = ("format", "iteration", "models", "optimizers", "schedulers", "buffers", "rng", "history")
 LOSS_TERMS = ("G_gan_ir", "G_gan_rgb", "cycle_rgb", "cycle_ir", "idt_rgb", "idt_ir", "G_total", "D_ir", "D_rgb")
 # Settings that do not change what is learnt: a checkpoint made with other values still resumes.
 _RUNTIME_FIELDS = ("log_every", "checkpoint_every", "num_workers", "sample_count")
@@ -147,6 +156,64 @@ class CycleGANSettings:
         return d
 
 
+def save_generators(path: str | Path, generators: Mapping[str, nn.Module], *, extra: Mapping | None = None) -> Path:
+    """Write both generators to ``path`` atomically, with what is needed to rebuild them.
+
+    Layout (plain dict; ``torch.load(weights_only=True)`` loads it): ``format`` (int),
+    ``G_rgb2ir`` and ``G_ir2rgb`` (state dicts, CPU tensors), ``ngf``, ``n_blocks`` (int),
+    plus the items of ``extra`` (e.g. ``settings``, ``iterations``, ``seed``). Same generators,
+    same bytes (:func:`rgbir_reid.io.save_torch`), so a cache naming the file's sha256 is
+    rebuilt only when the generators change.
+    """
+    g = generators["G_rgb2ir"]
+    payload = {
+        "format": GENERATOR_FORMAT,
+        "ngf": int(g.ngf),
+        "n_blocks": int(g.n_blocks),
+        **{name: {k: v.detach().cpu() for k, v in generators[name].state_dict().items()} for name in GENERATOR_NAMES},
+        **dict(extra or {}),
+    }
+    return save_torch(payload, path)
+
+
+def load_generators(path: str | Path, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
+    """Rebuild ``{"G_rgb2ir": ..., "G_ir2rgb": ...}`` from a ``generator.pt``, in eval mode on ``device``.
+
+    Raises:
+        CheckpointError: (a ``ValueError``) the file is missing, truncated, not a torch file, not
+            a generator file of this format, or its weights do not fit the generator its
+            ``ngf`` / ``n_blocks`` describe; the message names the file.
+    """
+    state = load_checkpoint(path, required=("format", "ngf", "n_blocks", *GENERATOR_NAMES))
+    if state["format"] != GENERATOR_FORMAT:
+        raise CheckpointError(f"{path} is a generator file of format {state['format']!r}; this version reads "
+                              f"format {GENERATOR_FORMAT} (retrain the CycleGAN)")
+    out = {}
+    for name in GENERATOR_NAMES:
+        g = ResnetGenerator(int(state["ngf"]), int(state["n_blocks"]))
+        try:
+            g.load_state_dict(state[name])
+        except (RuntimeError, TypeError, AttributeError) as e:  # wrong shapes or keys, or not a state dict
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{path}: its {name} weights do not fit a generator of ngf {state['ngf']}, "
+                                  f"{state['n_blocks']} residual blocks: {detail}") from None
+        out[name] = g.to(device).eval()
+    return out
+
+
+def _resume_mismatch(ckpt: dict, learnt: dict, seed: int, fingerprint: str) -> str:
+    """Why a CycleGAN checkpoint is not resumed, in words (``"lr 0.0002 -> 0.0001, seed 0 -> 1"``)."""
+    reasons = []
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        reasons.append(f"checkpoint format {ckpt.get('format')!r} -> {CHECKPOINT_FORMAT!r}")
+    reasons += setting_changes(ckpt.get("learnt_settings", {}), learnt)
+    if ckpt.get("seed") != seed:
+        reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
+    if ckpt.get("data") != fingerprint:
+        reasons.append("the training images differ")
+    return ", ".join(reasons)
+
+
 def lr_factor(iteration: int, iterations: int, decay_iterations: int) -> float:
     """Multiplier of the base lr at ``iteration`` (0-based): 1, then linear decay towards 0.
 
@@ -231,7 +298,10 @@ def train_cyclegan(
     (unpaired), seeded by ``seed`` and the sample number; the whole run is reproducible for a
     given seed and device. A run killed part-way resumes from ``out_dir/checkpoints/last.pt``
     when called again with the same images, settings and seed (the log says "resuming from
-    iteration N"); a checkpoint made from other inputs is ignored (and overwritten).
+    iteration N"); a checkpoint made from other inputs is ignored (and overwritten), with a
+    warning naming what differs (``"ignoring ...: lr 0.0002 -> 0.0001; starting over"``).
+    Settings that do not change what is learnt (``log_every``, ``checkpoint_every``,
+    ``num_workers``, ``sample_count``) do not stop a resume.
 
     Every ``log_every`` iterations one log line gives the mean of each loss term over the
     interval (names in ``LOSS_TERMS``), the lr, the rate in real images (visible + thermal)
@@ -249,6 +319,8 @@ def train_cyclegan(
     Raises:
         ValueError: if either image list is empty.
         DatasetFormatError: if an image cannot be decoded (names the file).
+        CheckpointError: (a ``ValueError``) ``checkpoints/last.pt`` is truncated, not a torch
+            file or not a CycleGAN checkpoint (names it; delete it to start over).
     """
     log = logger or logging.getLogger(__name__)
     device = torch.device(device)
@@ -277,14 +349,9 @@ def train_cyclegan(
     start, history = 0, []
 
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        same = (
-            ckpt.get("format") == CHECKPOINT_FORMAT
-            and ckpt.get("learnt_settings") == learnt
-            and ckpt.get("seed") == seed
-            and ckpt.get("data") == fingerprint
-        )
-        if same:
+        ckpt = load_checkpoint(ckpt_path, required=_CHECKPOINT_KEYS)
+        mismatch = _resume_mismatch(ckpt, learnt, seed, fingerprint)
+        if not mismatch:
             nets.load_state_dict(ckpt["models"])
             opt_g.load_state_dict(ckpt["optimizers"]["G"])
             opt_d.load_state_dict(ckpt["optimizers"]["D"])
@@ -296,7 +363,7 @@ def train_cyclegan(
             start, history = int(ckpt["iteration"]), list(ckpt["history"])
             log.info("resuming from iteration %d of %d (%s)", start, s.iterations, ckpt_path)
         else:
-            log.warning("ignoring %s: it was made with other settings, seed or images; starting over", ckpt_path)
+            log.warning("ignoring %s: %s; starting over", ckpt_path, mismatch)
 
     def save_checkpoint(iteration: int) -> None:
         state = {
@@ -312,8 +379,7 @@ def train_cyclegan(
             "rng": {"torch": torch.get_rng_state()},
             "history": history,
         }
-        with atomic_output(ckpt_path) as tmp:
-            torch.save(state, tmp)
+        save_torch(state, ckpt_path)
 
     bs = s.batch_size
     data = UnpairedImages(visible, thermal, s.image_size, s.load_scale, s.flip, seed, s.iterations * bs)
