@@ -87,6 +87,15 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_folder_left_by_a_killed_run_is_removed(tmp_path: Path):
+    # SIGKILL skips the clean-up, so the half-written folder of that (other) process stays;
+    # the next run removes it before writing its own.
+    stale = tmp_path / ".demo.tmp-99999999"
+    (stale / "cam1").mkdir(parents=True)
+    generate_demo(tmp_path / "demo", **TINY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
 def _rank1_colour_histogram(paths: list[str], pids: np.ndarray, cams: np.ndarray) -> float:
     """Rank-1 of a joint RGB histogram (8 bins per channel, Hellinger distance), other cameras only."""
     descriptors = []

@@ -34,8 +34,6 @@ def test_generator_file_is_byte_identical(two_runs):
         assert (ref / "results" / rel).read_bytes() == (second / "results" / rel).read_bytes(), rel
 
 
-@pytest.mark.xfail(strict=True, reason="save_reid_model (training/reid_model.py) saves by file name: torch "
-                   "records the per-process temporary name in the archive; rgbir_reid.io.save_torch does not")
 def test_model_file_is_byte_identical(two_runs):
     ref, second = two_runs
     rel = "demo/trial1/ce2l/model.pt"

@@ -431,8 +431,10 @@ def generate_demo(
         raise FileExistsError(f"demo root {root} already exists and is not empty; remove it first")
 
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    # A killed earlier run (another pid) leaves its half-written folder: nothing else writes there.
+    for stale in root.parent.glob(f".{root.name}.tmp-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale)
     try:
         _write_demo(tmp, seed, n_train_ids, n_val_ids, n_test_ids, images_per_camera, height, width)
         if root.exists():

@@ -96,7 +96,7 @@ from rgbir_reid.data.cache import KIND_REAL, CacheBatchDataset, read_cache_attrs
 from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
 from rgbir_reid.data.transforms import BatchAugmentation
 from rgbir_reid.device import resolve_device
-from rgbir_reid.io import atomic_output, config_hash
+from rgbir_reid.io import atomic_output, config_hash, save_torch
 from rgbir_reid.losses.aligngan import (
     cosine_batch_hard_triplet,
     joint_discriminator_loss,
@@ -160,7 +160,10 @@ class AlignGANSettings:
         feature_lr 0.2 (the embedder) and encoder_lr_factor 0.1 (encoder at 0.02),
         feature_momentum 0.9 (Nesterov), feature_weight_decay 5e-4 (SGD);
         lr_decay_iterations: joint-stage iterations from which every lr is multiplied by
-        lr_decay_gamma once more (official (5000,) and 0.1).
+        lr_decay_gamma once more (official (5000,) and 0.1);
+        feature_lr_warmup_iterations: linear warm-up of the feature module's lrs (encoder and
+        embedder) over the first iterations of training: factor ``(i + 1) / n`` at 0-based
+        iteration ``i < n`` (official 0: none; ours, for from-scratch encoders).
     Loss weights (official): lambda_cycle 10, lambda_identity 5 (each on the mean of both
         directions), lambda_pixel_triplet 0.1, lambda_pixel_cls 0.1 (the pixel step's task
         terms), lambda_feature_cls 1, lambda_feature_triplet 1, lambda_feature_gan 0.1 (the
@@ -199,6 +202,7 @@ class AlignGANSettings:
     feature_weight_decay: float = 5e-4
     lr_decay_iterations: tuple[int, ...] = (5000,)
     lr_decay_gamma: float = 0.1
+    feature_lr_warmup_iterations: int = 0
     lambda_cycle: float = 10.0
     lambda_identity: float = 5.0
     lambda_pixel_triplet: float = 0.1
@@ -233,7 +237,8 @@ class AlignGANSettings:
                 raise self._bad(key, "an integer >= 1")
         if not _is_int(self.gan_identities) or self.gan_identities < 2:
             raise self._bad("gan_identities", "an integer >= 2 (the joint discriminator's wrong pairs need another identity)")
-        for key in ("n_blocks", "feature_warmup_iterations", "pixel_warmup_iterations", "joint_iterations"):
+        for key in ("n_blocks", "feature_warmup_iterations", "pixel_warmup_iterations", "joint_iterations",
+                    "feature_lr_warmup_iterations"):
             if not _is_int(getattr(self, key)) or getattr(self, key) < 0:
                 raise self._bad(key, "an integer >= 0")
         if self.total_iterations < 1:
@@ -287,6 +292,12 @@ class AlignGANSettings:
         then ``lr_decay_gamma`` per passed milestone of ``lr_decay_iterations`` (joint-stage iterations)."""
         joint = iteration - self.feature_warmup_iterations - self.pixel_warmup_iterations
         return self.lr_decay_gamma ** sum(joint >= m for m in self.lr_decay_iterations)
+
+    def feature_lr_factor(self, iteration: int) -> float:
+        """Multiplier of the feature module's initial lrs: :meth:`lr_factor` times the linear
+        warm-up ``min(1, (iteration + 1) / feature_lr_warmup_iterations)`` (1 without warm-up)."""
+        n = self.feature_lr_warmup_iterations
+        return self.lr_factor(iteration) * (min(1.0, (iteration + 1) / n) if n else 1.0)
 
     def to_dict(self) -> dict:
         """JSON/YAML-friendly dict (tuples as lists)."""
@@ -401,8 +412,7 @@ def save_aligngan_model(path: str | Path, model: AlignGAN, settings: AlignGANSet
         "settings": settings.to_dict(),
         "pids": [int(p) for p in pids],
     }
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
     return Path(path)
 
 
@@ -786,8 +796,7 @@ def train_aligngan(
                 "n_sum": n_sum,
                 "history": history,
             }
-            with atomic_output(ckpt_path) as tmp:
-                torch.save(state, tmp)
+            save_torch(state, ckpt_path)
 
         total = s.total_iterations
         boundaries = {s.feature_warmup_iterations, s.feature_warmup_iterations + s.pixel_warmup_iterations, total}
@@ -807,9 +816,10 @@ def train_aligngan(
             if it == start or s.stage_of(it - 1) != stage:
                 log.info("stage %s from iteration %d", stage, it)
             factor = s.lr_factor(it)
-            for opt in optimizers.values():
+            for name, opt in optimizers.items():
+                f = s.feature_lr_factor(it) if name == "feature" else factor
                 for group in opt.param_groups:
-                    group["lr"] = group["initial_lr"] * factor
+                    group["lr"] = group["initial_lr"] * f
             lrs = (optimizers["G"].param_groups[0]["lr"], optimizers["feature"].param_groups[1]["lr"])
             if stage == "feature_warmup":
                 terms = feature_warmup_step()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -45,9 +43,10 @@ def load_checkpoint(path: str | Path, *, expected_format: str | None = None, req
         raise CheckpointError(f"{path}: no such file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        # torch raises RuntimeError / UnpicklingError for truncated zips and for files that are
-        # not torch.save output at all; the first line of its message is enough detail.
+    except Exception as e:  # noqa: BLE001 - whatever torch's unpickler raises on a damaged file
+        # torch raises RuntimeError / UnpicklingError for truncated zips, and for files that are
+        # not torch.save output at all anything from EOFError to IndexError (a text file); the
+        # first line of its message is enough detail.
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated, damaged or not written by torch.save): {detail}; "

@@ -43,7 +43,7 @@ from rgbir_reid.data.cache import KIND_CONVERTED, CacheBatchDataset, read_cache_
 from rgbir_reid.data.samplers import CrossModalityIdentitySampler
 from rgbir_reid.data.transforms import BatchAugmentation
 from rgbir_reid.device import resolve_device
-from rgbir_reid.io import atomic_output, config_hash
+from rgbir_reid.io import atomic_output, config_hash, save_torch
 from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReidNet
 from rgbir_reid.training.checkpoints import (
     caller_rng_kept,
@@ -342,8 +342,7 @@ def train_reid(
                 "rng": rng_state(),
                 "history": history,
             }
-            with atomic_output(ckpt_path) as tmp:
-                torch.save(checkpoint, tmp)
+            save_torch(checkpoint, ckpt_path)
             write_loss_table(history, out_dir)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row_log)

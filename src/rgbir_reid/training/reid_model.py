@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from rgbir_reid.device import resolve_device
-from rgbir_reid.io import atomic_output
+from rgbir_reid.io import save_torch
 from rgbir_reid.models.reid import ReidNet, build_reid_model
 from rgbir_reid.training.checkpoints import CheckpointError, load_checkpoint
 from rgbir_reid.training.reid_settings import ReidSettings
@@ -50,8 +50,7 @@ def save_reid_model(path: str | Path, model: ReidNet, settings: ReidSettings, pi
         "settings": asdict(settings),
         "pids": [int(p) for p in pids],
     }
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
     return Path(path)
 
 
