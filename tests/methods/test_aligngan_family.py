@@ -53,3 +53,23 @@ def test_budget_line_names_the_three_stages():
 
     line = get_family("aligngan").budget(defaults_of(AlignGANSettings))
     assert line.startswith("5000 feature warm-up + 10000 pixel warm-up + 10100 joint iterations")
+
+
+def test_sample_grid_shows_the_generators_on_real_training_images(tmp_path):
+    from PIL import Image
+
+    from rgbir_reid.data.cache import write_cache
+    from rgbir_reid.methods.aligngan import write_sample_grid
+    from rgbir_reid.reporting.samples import COLUMNS
+
+    assert get_family("aligngan").figures == {"samples": "samples.png"}  # declared, so the job outputs it
+    cache = write_cache(tmp_path / "cache.h5", sample_records(), (64, 32))
+    model, _ = build_model_from_settings(SMALL, 3, seed=0)
+    path = save_aligngan_model(tmp_path / "model.pt", model, SMALL, [1, 2, 3])
+    out = write_sample_grid(path, cache, tmp_path / "samples.png", count=3)
+    grid = np.asarray(Image.open(out))
+    h, w = SMALL.image_size
+    # header + 3 rows of tiles (2 px gaps), 4 columns: real RGB | fake IR | real IR | fake RGB
+    assert grid.shape[0] > 3 * h and grid.shape[1] == len(COLUMNS) * (w + 2)
+    tile = lambda row, col: grid[-(3 - row) * (h + 2):, :][:h, col * (w + 2):col * (w + 2) + w]  # noqa: E731
+    assert not np.array_equal(tile(0, 0), tile(0, 1))  # the fake IR is the generator's output, not a copy

@@ -226,6 +226,17 @@ def cyclegan_sample_grids():
     return [f"results/{d}/trial{t}/cyclegan/samples.png" for d in DATASETS for t in trials_of(d)]
 
 
+def method_figure_files():
+    """The figures training families write beside their models (e.g. AlignGAN's sample grids)."""
+    return [
+        f"results/{d}/trial{t}/{m}/{filename}"
+        for d in DATASETS
+        for t in trials_of(d)
+        for m in METHODS
+        for filename in FAMILY_OF[m].figures.values()
+    ]
+
+
 def fidelity_files():
     return ["results/fidelity/fidelity.csv"] if config["conversion_fidelity"]["root"] else []
 

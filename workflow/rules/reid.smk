@@ -23,6 +23,16 @@ for _family in TRAINED_FAMILIES:
                 labels={"dataset": "{dataset}", "trial": "{trial}", "method": "{method}"},
             ),
             curve_pdf="results/{dataset}/trial{trial}/{method}/losses.pdf",
+            # figures of this family's own (e.g. AlignGAN's RGB -> fake IR sample grid)
+            **{
+                name: report(
+                    f"results/{{dataset}}/trial{{trial}}/{{method}}/{filename}",
+                    caption="../report/method_figures.rst",
+                    category="Training",
+                    labels={"dataset": "{dataset}", "trial": "{trial}", "method": "{method}", "figure": name},
+                )
+                for name, filename in get_family(_family).figures.items()
+            },
         message:
             f"train_{_family} {{wildcards.dataset}} trial {{wildcards.trial}} {{wildcards.method}}: {{params.budget}}"
         log:

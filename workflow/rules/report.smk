@@ -6,6 +6,7 @@ rule report:
         metrics=metrics_files(),
         fidelity=fidelity_files(),
         samples=cyclegan_sample_grids(),
+        method_figures=method_figure_files(),
         dataset_warnings=[f"results/{d}/index_warnings.txt" for d in DATASETS],
     output:
         table_md=report(

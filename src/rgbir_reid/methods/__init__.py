@@ -23,7 +23,7 @@ Adding a family: a module ``rgbir_reid/methods/<name>.py`` defining ``FAMILY``, 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -61,6 +61,9 @@ class MethodFamily:
             do not train; ``attrs`` are provenance attributes for ``features.h5``.
         budget: ``budget(settings) -> str``, a line on the optimisation budget shown by
             ``snakemake -n`` (families that train).
+        figures: more files ``train`` writes into ``out_dir`` for the report, by output name
+            (e.g. AlignGAN's ``{"samples": "samples.png"}``, its RGB -> fake IR grid); the
+            train job declares them as report figures.
     """
 
     name: str
@@ -71,6 +74,7 @@ class MethodFamily:
     train: Callable[..., Path] | None
     extract: Callable[..., tuple[np.ndarray, dict]]
     budget: Callable[[Settings], str] | None = None
+    figures: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def trains(self) -> bool:

@@ -52,8 +52,47 @@ def train(
     from rgbir_reid.config import settings_from
     from rgbir_reid.training.aligngan import AlignGANSettings, train_aligngan
 
-    return train_aligngan(cache_path, out_dir, settings_from(AlignGANSettings, settings, section),
-                          device=device, seed=seed, logger=logger)
+    model_path = train_aligngan(cache_path, out_dir, settings_from(AlignGANSettings, settings, section),
+                                device=device, seed=seed, logger=logger)
+    write_sample_grid(model_path, cache_path, Path(out_dir) / "samples.png")
+    return model_path
+
+
+def write_sample_grid(model_path: str | Path, cache_path: str | Path, out_png: str | Path, count: int = 4) -> Path:
+    """``real RGB | fake IR | real IR | fake RGB`` rows of the trained pixel generators on ``count``
+    real training images of each modality (evenly spaced cache rows), at the model's ``image_size``
+    (:func:`rgbir_reid.reporting.samples.save_sample_grid`).
+
+    Raises:
+        ValueError: if the cache holds no real image of a modality.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from rgbir_reid.data.cache import KIND_REAL, CacheBatchDataset
+    from rgbir_reid.data.records import THERMAL, VISIBLE
+    from rgbir_reid.data.transforms import to_uint8
+    from rgbir_reid.reporting.samples import save_sample_grid
+    from rgbir_reid.training.aligngan import load_aligngan_model
+
+    model, settings = load_aligngan_model(model_path, "cpu")
+    cached = CacheBatchDataset(cache_path)
+    meta = cached.meta
+    pixels = {}
+    for modality in (VISIBLE, THERMAL):
+        rows = np.flatnonzero((meta["kind"] == KIND_REAL) & (meta["modality"] == MODALITY_CODE[modality]))
+        if len(rows) == 0:
+            raise ValueError(f"cache {cache_path} holds no real {modality} image for the sample grid")
+        picks = rows[np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
+        images = cached[list(picks)]["image"].float().div(127.5).sub(1.0)  # [-1, 1], as in training
+        pixels[modality] = F.interpolate(images, size=tuple(settings.image_size), mode="bilinear",
+                                         antialias=True, align_corners=False)
+    n = min(len(pixels[VISIBLE]), len(pixels[THERMAL]))
+    with torch.no_grad():
+        fake_ir = model.G_rgb2ir(pixels[VISIBLE][:n])
+        fake_rgb = model.G_ir2rgb(pixels[THERMAL][:n])
+    return save_sample_grid(to_uint8(pixels[VISIBLE][:n]), to_uint8(fake_ir), to_uint8(pixels[THERMAL][:n]),
+                            to_uint8(fake_rgb), out_png)
 
 
 def extract(
@@ -102,4 +141,5 @@ FAMILY = MethodFamily(
     train=train,
     extract=extract,
     budget=training_budget,
+    figures={"samples": "samples.png"},
 )
