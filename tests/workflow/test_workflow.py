@@ -88,6 +88,49 @@ def test_changed_reid_setting_reruns_training_not_conversion(sysu_run, tmp_path)
     assert "train_cyclegan" not in jobs and "build_cache" not in jobs
 
 
+# Each config section: a changed setting, the jobs it must rerun (with their counts for the
+# two methods) and the ones it must leave alone.
+SECTION_CHANGES = {
+    "cyclegan": (("cyclegan", "lambda_cycle", 5.0),
+                 {"train_cyclegan": 1, "build_cache": 1, "train_reid": 2, "train_cyclegan_pairs": 1},
+                 {"index_dataset", "make_splits"}),
+    "cache": (("cache", "batch_size", 8), {"build_cache": 1, "train_reid": 2, "extract": 2},
+              {"train_cyclegan", "make_splits", "train_cyclegan_pairs"}),
+    "extract": (("extract", "batch_size", 8), {"extract": 2, "evaluate": 2, "report": 1},
+                {"train_reid", "build_cache", "train_cyclegan"}),
+    "evaluation": (("evaluation", "n_gallery_trials", 2), {"evaluate": 2, "report": 1},
+                   {"extract", "train_reid", "build_cache"}),
+    "one method": (("methods", "baseline", {"family": "reid", "train_sets": ["real_visible", "real_thermal"],
+                                            "lsr_sets": [], "weight_intra": 0.0, "lr": 0.0005}),
+                   {"train_reid": 1, "extract": 1, "evaluate": 1, "report": 1},
+                   {"build_cache", "train_cyclegan"}),
+    "a section no method uses": (("aligngan", "joint_iterations", 7), {}, {"train_reid", "extract", "evaluate", "report"}),
+    "datasets": (("datasets", "sysu", None), {"index_dataset": 1, "make_splits": 1}, set()),
+    "seed": (("seed", None, 1), {"train_cyclegan": 1, "train_reid": 2}, {"index_dataset", "make_splits"}),
+}
+
+
+@pytest.mark.parametrize("section", list(SECTION_CHANGES))
+def test_a_changed_setting_reruns_the_stages_that_read_it_and_no_others(sysu_run, tmp_path, section):
+    workdir, config = sysu_run
+    (key, sub, value), rerun, untouched = SECTION_CHANGES[section]
+    changed = yaml.safe_load(Path(config).read_text())
+    if key == "datasets":
+        changed["datasets"]["sysu"]["verify_images"] = False  # read by index_dataset only
+    elif sub is None:
+        changed[key] = value
+    else:
+        changed.setdefault(key, {})[sub] = value
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(path)))
+    for rule, count in rerun.items():
+        assert jobs.get(rule) == count, (section, rule, jobs)
+    if not rerun:
+        assert not jobs, (section, jobs)
+    assert not untouched & set(jobs), (section, jobs)
+
+
 def test_evaluate_reruns_for_its_protocol_files_not_other_dataset_keys(sysu_run, tmp_path, shared_data):
     workdir, config = sysu_run
     changed = yaml.safe_load(Path(config).read_text())
