@@ -270,3 +270,14 @@ def test_settings_defaults_lists_and_dict_round_trip():
     assert listed.image_size == (64, 32) and AlignGANSettings.from_dict(s.to_dict()) == s
     with pytest.raises(ValueError, match="unknown AlignGAN settings \\['epochs'\\]"):
         AlignGANSettings.from_dict({"epochs": 3})
+
+
+def test_feature_lr_warmup_is_off_by_default_and_linear():
+    s = AlignGANSettings()
+    assert s.feature_lr_warmup_iterations == 0  # official: no warm-up
+    assert [s.feature_lr_factor(i) for i in (0, 14999, 20000)] == [s.lr_factor(i) for i in (0, 14999, 20000)]
+    w = replace(s, feature_lr_warmup_iterations=4)
+    assert [w.feature_lr_factor(i) for i in range(6)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    assert w.lr_factor(0) == 1.0  # the pixel module's lrs do not warm up
+    with pytest.raises(ValueError, match="feature_lr_warmup_iterations"):
+        replace(s, feature_lr_warmup_iterations=-1)

@@ -29,6 +29,8 @@ Optimisers (official): Adam lr 2e-4, betas (0.5, 0.999) for both generators toge
 ``D_rgb`` + ``D_rgb_warmup`` and for ``D_ir`` + ``D_ir_warmup``; SGD (momentum 0.9, Nesterov,
 weight decay 5e-4) with lr 0.02 for the encoder and 0.2 for the embedder. Every lr is x0.1
 from joint iteration 5,000 on (official milestone: global step 200); none decays in the warm-ups.
+Ours, off by default (official: none): ``feature_lr_warmup_iterations`` ramps the feature
+module's lrs linearly from the first iteration on (:meth:`AlignGANSettings.feature_lr_factor`).
 
 Batches (official ``UniformSampler``): the identities with both real modalities are shuffled
 once per pass; a GAN batch takes 4 identities x 4 images and an IDE batch 18 x 4, from each
