@@ -23,7 +23,7 @@ from reid_tiny import sample_records
 from rgbir_reid.conversion import build_cache, load_generators, save_generators
 from rgbir_reid.data.cache import write_cache
 from rgbir_reid.models.cyclegan import GENERATOR_NAMES, build_cyclegan
-from rgbir_reid.training.checkpoints import CheckpointError
+from rgbir_reid.io import CheckpointError
 from rgbir_reid.training.cyclegan import CycleGANSettings, train_cyclegan
 from rgbir_reid.training.reid import train_reid
 from rgbir_reid.training.reid_model import load_reid_model, model_from_settings, save_reid_model

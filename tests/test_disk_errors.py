@@ -6,7 +6,6 @@ system calls (as the kernel would raise them)."""
 from __future__ import annotations
 
 import errno
-import json
 import types
 from pathlib import Path
 

@@ -75,3 +75,10 @@ def test_method_families_sit_on_top():
     graph = import_graph()
     assert "training" in graph.get("methods", set()) or "features" in graph.get("methods", set())
     assert not [part for part, deps in graph.items() if "methods" in deps and part != "methods"]
+
+
+def test_conversion_owns_the_generator_file_and_needs_no_training_code():
+    # The cache build and the generator file's reading and writing live in rgbir_reid.conversion;
+    # the CycleGAN trainer calls it to save, and nothing in conversion reaches back into training.
+    assert "training" not in import_graph().get("conversion", set())
+    assert "conversion" in import_graph().get("training", set())

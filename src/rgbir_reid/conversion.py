@@ -2,32 +2,76 @@
 
 The part of the pipeline that applies conversion: converters of uint8 image batches
 (:func:`make_converters`, :func:`convert_images`) and the per-trial HDF5 cache of real and
-converted training images (:func:`build_cache`). The generator file (``generator.pt``) is the
-CycleGAN trainer's output, written and read by :mod:`rgbir_reid.training.cyclegan`
-(``save_generators`` / ``load_generators``, importable from here too), as ``model.pt`` is the
-re-ID trainer's; evaluation and reporting see only the images converted here.
+converted training images (:func:`build_cache`), and the generator file (``generator.pt``)
+they come from (:func:`save_generators`, written by the CycleGAN trainer in
+:mod:`rgbir_reid.training.cyclegan`, and :func:`load_generators`). Evaluation and reporting see
+only the images converted here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from rgbir_reid.data.cache import write_cache
 from rgbir_reid.data.records import ImageRecord
-from rgbir_reid.io import sha256_file
-from rgbir_reid.models.cyclegan import translate
-from rgbir_reid.training.cyclegan import GENERATOR_FORMAT, load_generators, save_generators
+from rgbir_reid.io import CheckpointError, load_checkpoint, save_torch, sha256_file
+from rgbir_reid.models.cyclegan import GENERATOR_NAMES, ResnetGenerator, translate
 
-__all__ = ["DIRECTIONS", "GENERATOR_FORMAT", "build_cache", "convert_images", "load_generators",
-           "make_converters", "save_generators"]
+# Version of the generator file layout (see save_generators).
+GENERATOR_FORMAT = 1
 
 # Conversion directions and the generator that performs each.
 DIRECTIONS = {"rgb2ir": "G_rgb2ir", "ir2rgb": "G_ir2rgb"}
 
+
+def save_generators(path: str | Path, generators: Mapping[str, nn.Module], *, extra: Mapping | None = None) -> Path:
+    """Write both generators to ``path`` atomically, with what is needed to rebuild them.
+
+    Layout (plain dict; ``torch.load(weights_only=True)`` loads it): ``format`` (int),
+    ``G_rgb2ir`` and ``G_ir2rgb`` (state dicts, CPU tensors), ``ngf``, ``n_blocks`` (int),
+    plus the items of ``extra`` (e.g. ``settings``, ``iterations``, ``seed``). Same generators,
+    same bytes (:func:`rgbir_reid.io.save_torch`), so a cache naming the file's sha256 is
+    rebuilt only when the generators change.
+    """
+    g = generators["G_rgb2ir"]
+    payload = {
+        "format": GENERATOR_FORMAT,
+        "ngf": int(g.ngf),
+        "n_blocks": int(g.n_blocks),
+        **{name: {k: v.detach().cpu() for k, v in generators[name].state_dict().items()} for name in GENERATOR_NAMES},
+        **dict(extra or {}),
+    }
+    return save_torch(payload, path)
+
+
+def load_generators(path: str | Path, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
+    """Rebuild ``{"G_rgb2ir": ..., "G_ir2rgb": ...}`` from a ``generator.pt``, in eval mode on ``device``.
+
+    Raises:
+        CheckpointError: (a ``ValueError``) the file is missing, truncated, not a torch file, not
+            a generator file of this format, or its weights do not fit the generator its
+            ``ngf`` / ``n_blocks`` describe; the message names the file.
+    """
+    state = load_checkpoint(path, required=("format", "ngf", "n_blocks", *GENERATOR_NAMES))
+    if state["format"] != GENERATOR_FORMAT:
+        raise CheckpointError(f"{path} is a generator file of format {state['format']!r}; this version reads "
+                              f"format {GENERATOR_FORMAT} (retrain the CycleGAN)")
+    out = {}
+    for name in GENERATOR_NAMES:
+        g = ResnetGenerator(int(state["ngf"]), int(state["n_blocks"]))
+        try:
+            g.load_state_dict(state[name])
+        except (RuntimeError, TypeError, AttributeError) as e:  # wrong shapes or keys, or not a state dict
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{path}: its {name} weights do not fit a generator of ngf {state['ngf']}, "
+                                  f"{state['n_blocks']} residual blocks: {detail}") from None
+        out[name] = g.to(device).eval()
+    return out
 
 def make_converters(
     generator_path: str | Path,

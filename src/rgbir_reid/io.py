@@ -119,6 +119,50 @@ def save_torch(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint or model file cannot be used; the message names the file and what is wrong."""
+
+
+def load_checkpoint(path: str | Path, *, expected_format: str | None = None, required: tuple[str, ...] = ()) -> dict:
+    """Read a checkpoint or model file written by ``torch.save`` of a dict, safely.
+
+    Args:
+        path: the file.
+        expected_format: when given, the file's ``"format"`` entry must equal it (model files
+            carry one, e.g. ``"rgbir_reid.reid_model/1"``).
+        required: keys the dict must hold.
+
+    Raises:
+        CheckpointError: the file is missing, truncated or not a torch file, holds something
+            other than a dict, has another ``format``, or lacks a ``required`` key; the message
+            names ``path``. Never a traceback from inside torch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        import torch  # not at module level: io is imported where torch is not needed
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - whatever torch's unpickler raises on a damaged file
+        # torch raises RuntimeError / UnpicklingError for truncated zips, and for files that are
+        # not torch.save output at all anything from EOFError to IndexError (a text file); the
+        # first line of its message is enough detail.
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated, damaged or not written by torch.save): {detail}; "
+            "delete it to start that stage over"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint dict")
+    if expected_format is not None and state.get("format") != expected_format:
+        raise CheckpointError(f"{path} is not a {expected_format!r} file (its format is {state.get('format')!r})")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}: not a checkpoint of this training stage")
+    return state
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()

@@ -107,7 +107,8 @@ from rgbir_reid.losses.aligngan import (
 )
 from rgbir_reid.losses.gan import cycle_consistency_loss, identity_loss
 from rgbir_reid.models.aligngan import BACKBONES, AlignGAN, build_aligngan
-from rgbir_reid.training.checkpoints import caller_rng_kept, load_checkpoint, rng_state, set_rng_state, setting_changes
+from rgbir_reid.io import load_checkpoint
+from rgbir_reid.training.checkpoints import caller_rng_kept, rng_state, set_rng_state, setting_changes
 
 MODEL_FORMAT = "rgbir_reid.aligngan_model/1"
 CHECKPOINT_FORMAT = "rgbir_reid.aligngan_checkpoint/1"

@@ -1,9 +1,9 @@
-"""What every resumable training loop of the library shares: reading checkpoints safely, RNG
-states, and telling a user in words why a checkpoint is not resumed.
+"""What every resumable training loop of the library shares: RNG states, and telling a user in
+words why a checkpoint is not resumed.
 
-Checkpoints are read with ``torch.load(weights_only=True)`` (no arbitrary pickles) through
-:func:`load_checkpoint`, which turns a truncated, foreign or non-torch file into a
-:class:`CheckpointError` naming the file and what is wrong.
+Checkpoints themselves are read with :func:`rgbir_reid.io.load_checkpoint` (``torch.load(weights_only=True)``,
+a :class:`~rgbir_reid.io.CheckpointError` naming the file for a truncated, foreign or non-torch one)
+and written with :func:`rgbir_reid.io.save_torch`.
 """
 
 from __future__ import annotations
@@ -11,55 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 
 from rgbir_reid.io import config_hash
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or model file cannot be used; the message names the file and what is wrong."""
-
-
-def load_checkpoint(path: str | Path, *, expected_format: str | None = None, required: tuple[str, ...] = ()) -> dict:
-    """Read a checkpoint or model file written by ``torch.save`` of a dict, safely.
-
-    Args:
-        path: the file.
-        expected_format: when given, the file's ``"format"`` entry must equal it (model files
-            carry one, e.g. ``"rgbir_reid.reid_model/1"``).
-        required: keys the dict must hold.
-
-    Raises:
-        CheckpointError: the file is missing, truncated or not a torch file, holds something
-            other than a dict, has another ``format``, or lacks a ``required`` key; the message
-            names ``path``. Never a traceback from inside torch.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - whatever torch's unpickler raises on a damaged file
-        # torch raises RuntimeError / UnpicklingError for truncated zips, and for files that are
-        # not torch.save output at all anything from EOFError to IndexError (a text file); the
-        # first line of its message is enough detail.
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated, damaged or not written by torch.save): {detail}; "
-            "delete it to start that stage over"
-        ) from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint dict")
-    if expected_format is not None and state.get("format") != expected_format:
-        raise CheckpointError(f"{path} is not a {expected_format!r} file (its format is {state.get('format')!r})")
-    missing = [k for k in required if k not in state]
-    if missing:
-        raise CheckpointError(f"{path} lacks {', '.join(missing)}: not a checkpoint of this training stage")
-    return state
 
 
 def rng_state() -> dict:

@@ -29,12 +29,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
@@ -50,16 +49,16 @@ from rgbir_reid.losses.gan import (
 from rgbir_reid.models.cyclegan import (
     DISCRIMINATOR_NAMES,
     GENERATOR_NAMES,
-    ResnetGenerator,
     build_cyclegan,
     default_n_blocks,
     translate,
 )
 from rgbir_reid.reporting.samples import save_sample_grid
-from rgbir_reid.training.checkpoints import CheckpointError, load_checkpoint, setting_changes
+from rgbir_reid.conversion import save_generators
+from rgbir_reid.io import load_checkpoint
+from rgbir_reid.training.checkpoints import setting_changes
 
 CHECKPOINT_FORMAT = 1
-GENERATOR_FORMAT = 1
 # What a resume reads from checkpoints/last.pt; a file without them is not a CycleGAN checkpoint.
 _CHECKPOINT_KEYS = ("format", "iteration", "models", "optimizers", "schedulers", "buffers", "rng", "history")
 LOSS_TERMS = ("G_gan_ir", "G_gan_rgb", "cycle_rgb", "cycle_ir", "idt_rgb", "idt_ir", "G_total", "D_ir", "D_rgb")
@@ -154,51 +153,6 @@ class CycleGANSettings:
         d = dataclasses.asdict(self)
         d["image_size"] = list(self.image_size)
         return d
-
-
-def save_generators(path: str | Path, generators: Mapping[str, nn.Module], *, extra: Mapping | None = None) -> Path:
-    """Write both generators to ``path`` atomically, with what is needed to rebuild them.
-
-    Layout (plain dict; ``torch.load(weights_only=True)`` loads it): ``format`` (int),
-    ``G_rgb2ir`` and ``G_ir2rgb`` (state dicts, CPU tensors), ``ngf``, ``n_blocks`` (int),
-    plus the items of ``extra`` (e.g. ``settings``, ``iterations``, ``seed``). Same generators,
-    same bytes (:func:`rgbir_reid.io.save_torch`), so a cache naming the file's sha256 is
-    rebuilt only when the generators change.
-    """
-    g = generators["G_rgb2ir"]
-    payload = {
-        "format": GENERATOR_FORMAT,
-        "ngf": int(g.ngf),
-        "n_blocks": int(g.n_blocks),
-        **{name: {k: v.detach().cpu() for k, v in generators[name].state_dict().items()} for name in GENERATOR_NAMES},
-        **dict(extra or {}),
-    }
-    return save_torch(payload, path)
-
-
-def load_generators(path: str | Path, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
-    """Rebuild ``{"G_rgb2ir": ..., "G_ir2rgb": ...}`` from a ``generator.pt``, in eval mode on ``device``.
-
-    Raises:
-        CheckpointError: (a ``ValueError``) the file is missing, truncated, not a torch file, not
-            a generator file of this format, or its weights do not fit the generator its
-            ``ngf`` / ``n_blocks`` describe; the message names the file.
-    """
-    state = load_checkpoint(path, required=("format", "ngf", "n_blocks", *GENERATOR_NAMES))
-    if state["format"] != GENERATOR_FORMAT:
-        raise CheckpointError(f"{path} is a generator file of format {state['format']!r}; this version reads "
-                              f"format {GENERATOR_FORMAT} (retrain the CycleGAN)")
-    out = {}
-    for name in GENERATOR_NAMES:
-        g = ResnetGenerator(int(state["ngf"]), int(state["n_blocks"]))
-        try:
-            g.load_state_dict(state[name])
-        except (RuntimeError, TypeError, AttributeError) as e:  # wrong shapes or keys, or not a state dict
-            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"{path}: its {name} weights do not fit a generator of ngf {state['ngf']}, "
-                                  f"{state['n_blocks']} residual blocks: {detail}") from None
-        out[name] = g.to(device).eval()
-    return out
 
 
 def _resume_mismatch(ckpt: dict, learnt: dict, seed: int, fingerprint: str) -> str:

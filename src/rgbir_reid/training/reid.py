@@ -43,12 +43,11 @@ from rgbir_reid.data.cache import KIND_CONVERTED, CacheBatchDataset, read_cache_
 from rgbir_reid.data.samplers import CrossModalityIdentitySampler
 from rgbir_reid.data.transforms import BatchAugmentation
 from rgbir_reid.device import resolve_device
-from rgbir_reid.io import atomic_output, config_hash, save_torch
+from rgbir_reid.io import atomic_output, config_hash, load_checkpoint, save_torch
 from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReidNet
 from rgbir_reid.training.checkpoints import (
     caller_rng_kept,
     checkpoint_mismatch,
-    load_checkpoint,
     load_scaler_state,
     rng_state,
     set_rng_state,

@@ -10,7 +10,7 @@ import torch
 from rgbir_reid.device import resolve_device
 from rgbir_reid.io import save_torch
 from rgbir_reid.models.reid import ReidNet, build_reid_model
-from rgbir_reid.training.checkpoints import CheckpointError, load_checkpoint
+from rgbir_reid.io import CheckpointError, load_checkpoint
 from rgbir_reid.training.reid_settings import ReidSettings
 
 MODEL_FORMAT = "rgbir_reid.reid_model/1"
