@@ -196,3 +196,31 @@ def test_paper_configs_build_the_bdtr_two_stream_layout(paper):
     }
     tops = {n.split(".")[0] for n, _ in model.named_parameters()}
     assert tops - {"visible_stream", "thermal_stream"} == {"embedding", "bn", "classifier"}
+
+
+@pytest.mark.parametrize("config_file", ["config.yaml", "workflow/configs/sysu_mm01.yaml", "workflow/configs/regdb.yaml"])
+def test_wu_baselines_share_what_their_layouts_say(config_file):
+    # One-stream: every layer shared. Two-stream: one trunk per modality, shared embedding and
+    # classifier. Zero-padding: every layer shared, a two-channel first convolution. All three:
+    # identity loss only, real images only.
+    import torch
+
+    from rgbir_reid.methods import method_settings
+    from rgbir_reid.training.reid_model import model_from_settings
+    from rgbir_reid.training.reid_settings import ReidSettings
+
+    config = yaml.safe_load((REPO / config_file).read_text())
+    config["reid"] = {**defaults_of(ReidSettings), **config.get("reid", {})}
+    models = {}
+    for name in ("one_stream", "two_stream", "zero_padding"):
+        settings = settings_from(ReidSettings, method_settings(config["methods"][name], config), name)
+        assert settings.weight_cross == settings.weight_intra == 0 and settings.weight_id > 0, name
+        assert set(settings.train_sets) == {"real_visible", "real_thermal"} and not settings.lsr_sets, name
+        models[name] = model_from_settings(settings, 4, pretrained="none")
+    tops = lambda m: {n.split(".")[0] for n, _ in m.named_parameters()}  # noqa: E731
+    assert tops(models["one_stream"]) - {"shared_deep"} == {"shared_shallow", "embedding", "bn", "classifier"}
+    assert tops(models["two_stream"]) == {"visible_stream", "thermal_stream", "embedding", "bn", "classifier"}
+    assert not [n for n, p in models["two_stream"].named_parameters() if n.startswith("shared_deep")]
+    assert tops(models["zero_padding"]) == tops(models["one_stream"])
+    first_conv = next(m for m in models["zero_padding"].modules() if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.in_channels == 2
