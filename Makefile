@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores all --resources gpu=$(GPUS)
+	$(BIN)/snakemake --cores all --workflow-profile workflow/profiles/default --resources gpu=$(GPUS)
 	@echo "Report: results/report/table.md"
 
 test: $(STAMP)

@@ -18,9 +18,7 @@ def two_runs(tmp_path_factory):
 
 def test_same_seed_gives_identical_results(two_runs):
     ref, second = two_runs
-    # model.pt is written by torch.save with a file name (training/reid_model.py), so its bytes,
-    # and the features' model_sha256 naming them, differ between runs although the weights do not.
-    diffs = differences(ref, second, ignore_attrs=("model_sha256",))
+    diffs = differences(ref, second)  # model_sha256 included: model files are byte-identical too
     assert not diffs, diffs
     for rel in ["demo/splits/trial1.csv", "demo/trial1/cache.h5", "demo/trial1/ce2l/features.h5",
                 "demo/trial1/ce2l/metrics.json", "report/table.csv"]:
