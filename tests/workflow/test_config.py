@@ -225,3 +225,12 @@ def test_wu_baselines_share_what_their_layouts_say(config_file):
     assert tops(models["zero_padding"]) == tops(models["one_stream"])
     first_conv = next(m for m in models["zero_padding"].modules() if isinstance(m, torch.nn.Conv2d))
     assert first_conv.in_channels == 2
+
+
+def test_results_that_is_a_file_stops_the_run_naming_it(tmp_path):
+    (tmp_path / "results").write_text("not a folder")
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config.yaml"), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{tmp_path / 'results'} is a file, not a folder" in out, out[-2000:]
+    assert "Traceback" not in out
+    assert (tmp_path / "results").read_text() == "not a folder"  # nothing the user made is touched

@@ -38,6 +38,20 @@ def _check_datasets():
 _check_datasets()
 
 
+def _check_results_folder():
+    # Every output goes under results/; a file there (or an unwritable folder) would otherwise
+    # surface as a traceback from inside Snakemake's planning.
+    results = Path("results")
+    if results.exists() and not results.is_dir():
+        raise ValueError(f"{results.resolve()} is a file, not a folder: the workflow writes every output under results/; move it away")
+    target = results if results.exists() else Path(".")
+    if not os.access(target, os.W_OK):
+        raise ValueError(f"cannot write {target.resolve()}: the workflow writes every output under results/ (permission denied)")
+
+
+_check_results_folder()
+
+
 wildcard_constraints:
     dataset="|".join(DATASETS) or "no-dataset",
     method="|".join(METHODS) or "no-method",
