@@ -3,6 +3,11 @@ stage in turn (the whole snakemake process group, as a lost node or an OOM kill 
 and started again; once it finishes, its results equal those of an uninterrupted run with the
 same seed (:func:`demo_runs.differences`) and no temporary file is left behind.
 
+The same comparison is the "same seed, same bytes" check: the two runs share only the seed and
+the config, and give identical splits, cache, generator, model, features, metrics and report
+(bytes where the format allows, values for HDF5 and torch files; the model and generator files
+byte for byte). One run serves both so that ``make test`` pays for two tiny runs, not three.
+
 A stage is killed when something shows its job has begun its work: a temporary output (make_demo,
 build_cache), the first checkpoint (train_cyclegan, train_reid: resumed, not started over, on
 the rerun) or the job's log, which the script opens before it reads its inputs (the others).
@@ -141,3 +146,17 @@ def test_rerun_after_kills_gives_the_uninterrupted_result(killed_run):
 def test_no_temporary_leftovers(killed_run):
     _, workdir, *_ = killed_run
     assert temporary_leftovers(workdir) == []
+
+
+@pytest.mark.parametrize("rel", ["demo/trial1/cyclegan/generator.pt", "demo/trial1/ce2l/model.pt"])
+def test_same_seed_gives_byte_identical_model_files(killed_run, rel):
+    # cache.h5 and features.h5 hold each run's absolute image paths: compared by value above
+    reference, workdir, *_ = killed_run
+    assert (reference / "results" / rel).read_bytes() == (workdir / "results" / rel).read_bytes(), rel
+
+
+def test_same_seed_runs_compared_every_stage_output(killed_run):
+    reference, workdir, *_ = killed_run
+    for rel in ["demo/splits/trial1.csv", "demo/trial1/cache.h5", "demo/trial1/ce2l/features.h5",
+                "demo/trial1/ce2l/metrics.json", "report/table.csv"]:
+        assert (reference / "results" / rel).is_file() and (workdir / "results" / rel).is_file(), rel
