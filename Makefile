@@ -5,8 +5,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# GPU jobs run at once: one per GPU present, at least one (CPU-only machines run them one by one).
-GPUS := $(shell n=$$(nvidia-smi -L 2>/dev/null | wc -l); [ "$$n" -gt 0 ] && echo $$n || echo 1)
+# With GPUs: one GPU job per GPU at once (rules that train or convert request gpu=1).
+# CPU only: no GPU limit, and the jobs that train, convert or extract take half the cores each,
+# so two run at once: small networks use extra threads poorly (benchmarks/cpu_jobs.py, 2 cores:
+# two one-thread jobs train the demo network ~1.3-1.5x faster in total than one two-thread job).
+GPUS := $(shell nvidia-smi -L 2>/dev/null | wc -l)
+CORES := $(shell nproc 2>/dev/null || echo 1)
+JOB_THREADS := $(shell n=$$(( $(CORES) / 2 )); [ "$$n" -gt 0 ] && echo $$n || echo 1)
+ifeq ($(GPUS),0)
+RUN_FLAGS := --resources gpu=$(CORES) --set-threads $(foreach r,train_reid train_aligngan train_cyclegan build_cache extract,$(r)=$(JOB_THREADS))
+else
+RUN_FLAGS := --resources gpu=$(GPUS)
+endif
 
 .PHONY: run test clean
 
@@ -16,7 +26,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores all --workflow-profile workflow/profiles/default --resources gpu=$(GPUS)
+	$(BIN)/snakemake --cores all --workflow-profile workflow/profiles/default $(RUN_FLAGS)
 	@echo "Report: results/report/table.md"
 
 test: $(STAMP)

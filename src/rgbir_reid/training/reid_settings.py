@@ -73,8 +73,9 @@ class ReidSettings:
         ``lr * new_layer_lr_factor`` (1 = one learning rate, as CE²L states; the PyTorch
         BDTR-style baseline and AGW code of Ye et al. use 10).
     Runtime (do not change what is learnt; a checkpoint made with other values resumes):
-        amp: ``"bf16"``, ``"fp16"`` (with a GradScaler) or ``"none"``; channels_last (both
-        CUDA only, ignored on CPU). num_workers: DataLoader worker processes (0 = load in
+        amp: ``"bf16"``, ``"fp16"`` (with a GradScaler) or ``"none"`` (CUDA only, ignored on
+        CPU); channels_last: NHWC memory format for the network and its input (CUDA and CPU).
+        num_workers: DataLoader worker processes (0 = load in
         the training process).
     """
 
