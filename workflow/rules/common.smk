@@ -100,6 +100,13 @@ def training_budget(method):
     return FAMILY_OF[method].budget(method_settings(method)) if FAMILY_OF[method].budget else "no budget line"
 
 
+def training_priority(wildcards):
+    """The train job's Snakemake priority: its family's estimate of the training's size, so the
+    largest trainings start first (when two jobs run at once, the longest must not start last)."""
+    family = FAMILY_OF[wildcards.method]
+    return family.work(method_settings(wildcards.method)) if family.work else 0
+
+
 def uses_conversion(method):
     return FAMILY_OF[method].needs_conversion(method_settings(method))
 

@@ -48,6 +48,7 @@ for _family in TRAINED_FAMILIES:
         threads: 8
         resources:
             gpu=1,
+        priority: training_priority
         conda:
             "../../envs/torch.yaml"
         script:

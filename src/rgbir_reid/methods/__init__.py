@@ -61,6 +61,10 @@ class MethodFamily:
             do not train; ``attrs`` are provenance attributes for ``features.h5``.
         budget: ``budget(settings) -> str``, a line on the optimisation budget shown by
             ``snakemake -n`` (families that train).
+        work: ``work(settings) -> int``, the training's size in images through the network
+            (steps x images per step, roughly): the workflow starts the largest trainings first
+            (their Snakemake priority), so that on a machine running two jobs at once the
+            longest one does not start last and hold up the end of the run. ``None``: all 0.
         figures: more files ``train`` writes into ``out_dir`` for the report, by output name
             (e.g. AlignGAN's ``{"samples": "samples.png"}``, its RGB -> fake IR grid); the
             train job declares them as report figures.
@@ -74,6 +78,7 @@ class MethodFamily:
     train: Callable[..., Path] | None
     extract: Callable[..., tuple[np.ndarray, dict]]
     budget: Callable[[Settings], str] | None = None
+    work: Callable[[Settings], int] | None = None
     figures: Mapping[str, str] = field(default_factory=dict)
 
     @property

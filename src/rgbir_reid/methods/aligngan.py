@@ -33,6 +33,17 @@ def training_budget(settings: Settings) -> str:
     )
 
 
+def training_work(settings: Settings) -> int:
+    """Images through the encoder in training, summed over the three stages (for the
+    workflow's job order): IDE batches in the feature warm-up; both modalities' GAN batches
+    in the pixel warm-up; both modalities' IDE and GAN batches in the joint stage.
+    """
+    ide = settings["ide_identities"] * settings["ide_instances"]
+    gan = settings["gan_identities"] * settings["gan_instances"]
+    return int(settings["feature_warmup_iterations"] * ide + settings["pixel_warmup_iterations"] * 2 * gan
+               + settings["joint_iterations"] * 2 * (ide + gan))
+
+
 def train(
     cache_path: str | Path,
     out_dir: str | Path,
@@ -141,5 +152,6 @@ FAMILY = MethodFamily(
     train=train,
     extract=extract,
     budget=training_budget,
+    work=training_work,
     figures={"samples": "samples.png"},
 )

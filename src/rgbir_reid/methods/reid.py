@@ -47,6 +47,21 @@ def training_budget(settings: Settings) -> str:
     )
 
 
+def training_work(settings: Settings) -> int:
+    """Images through the network in training, ``epochs x steps x images per step``, for the
+    workflow's job order. Where ``batches_per_epoch`` is null (one pass over the training rows,
+    unknown until the cache exists) a pass counts as 10,000 rows per real set, doubled with
+    converted sets, so only methods configured alike compare exactly.
+    """
+    converted = uses_conversion(settings)
+    k, p = settings["num_instances"], settings["num_identities"]
+    k_c = settings.get("num_converted_instances")
+    k_c = (k if k_c is None else k_c) if converted else 0
+    batch = 2 * p * (k + k_c)
+    per_epoch = settings["batches_per_epoch"] * batch if settings["batches_per_epoch"] else 10_000 * (2 if converted else 1)
+    return int(settings["epochs"] * per_epoch)
+
+
 def train(
     cache_path: str | Path,
     out_dir: str | Path,
@@ -97,4 +112,5 @@ FAMILY = MethodFamily(
     train=train,
     extract=extract,
     budget=training_budget,
+    work=training_work,
 )
