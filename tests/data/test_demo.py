@@ -34,6 +34,13 @@ def test_same_seed_same_bytes(tmp_path: Path):
     assert _tree_hash(tmp_path / "a") != _tree_hash(tmp_path / "c")
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path: Path):
+    generate_demo(tmp_path / "one", seed=7, **TINY)
+    generate_demo(tmp_path / "three", seed=7, workers=3, **TINY)
+    assert _tree_hash(tmp_path / "one") == _tree_hash(tmp_path / "three")
+    assert not list(tmp_path.glob(".*tmp-*"))
+
+
 def test_layout_and_id_lists(tmp_path: Path):
     root = tmp_path / "demo"
     generate_demo(root, seed=1, **TINY)

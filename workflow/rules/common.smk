@@ -100,9 +100,12 @@ def training_budget(method):
     return FAMILY_OF[method].budget(method_settings(method)) if FAMILY_OF[method].budget else "no budget line"
 
 
-def training_priority(wildcards):
-    """The train job's Snakemake priority: its family's estimate of the training's size, so the
-    largest trainings start first (when two jobs run at once, the longest must not start last)."""
+def method_priority(wildcards):
+    """Snakemake priority of a method's train, extract and evaluate jobs: its family's estimate
+    of the training's size (0 for methods that do not train). The largest trainings start
+    first, so that with two jobs at once the longest does not start last and hold up the end;
+    a trained method's extract and evaluate then come before the smaller trainings still
+    waiting, so they do not pile up at the end either."""
     family = FAMILY_OF[wildcards.method]
     return family.work(method_settings(wildcards.method)) if family.work else 0
 

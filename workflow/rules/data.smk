@@ -10,6 +10,7 @@ rule make_demo:
     params:
         options=lambda wc: canonical(DATASETS[wc.dataset]["demo"]),
         seed=config["seed"],
+    threads: 8  # rendering processes (same bytes for any number)
     conda:
         "../../envs/torch.yaml"
     script:

@@ -11,6 +11,7 @@ rule evaluate:
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/{method}/evaluate.tsv"
     threads: 2  # rank_metrics ranks blocks of queries on up to 4 threads
+    priority: method_priority
     params:
         format=lambda wc: dataset_format(wc.dataset),
         settings=canonical(config["evaluation"]),

@@ -48,7 +48,7 @@ for _family in TRAINED_FAMILIES:
         threads: 8
         resources:
             gpu=1,
-        priority: training_priority
+        priority: method_priority
         conda:
             "../../envs/torch.yaml"
         script:
@@ -73,6 +73,7 @@ rule extract:
     threads: 8
     resources:
         gpu=1,
+    priority: method_priority
     conda:
         "../../envs/torch.yaml"
     script:

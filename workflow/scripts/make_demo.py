@@ -11,7 +11,7 @@ from rgbir_reid.scripting import run_script  # noqa: E402
 
 
 def main(smk, logger):
-    generate_demo(smk.output.root, seed=smk.params.seed, **smk.params.options)
+    generate_demo(smk.output.root, seed=smk.params.seed, workers=smk.threads, **smk.params.options)
     logger.info("demo dataset written to %s", smk.output.root)
 
 

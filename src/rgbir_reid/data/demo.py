@@ -28,8 +28,10 @@ import colorsys
 import json
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -395,6 +397,7 @@ def generate_demo(
     images_per_camera: int = 4,
     height: int = 128,
     width: int = 64,
+    workers: int = 1,
 ) -> None:
     """Write a synthetic dataset in the SYSU-MM01 layout.
 
@@ -414,6 +417,8 @@ def generate_demo(
         n_train_ids, n_val_ids, n_test_ids: identities per id list (train >= 1, test >= 1).
         images_per_camera: images per identity per camera it appears in (>= 1).
         height, width: image size in pixels (>= 32 x 16).
+        workers: processes rendering the identities (each image is seeded on its own, so the
+            bytes do not depend on it).
 
     Raises:
         FileExistsError: ``root`` exists and is not an empty folder.
@@ -436,7 +441,7 @@ def generate_demo(
         if stale.is_dir():
             shutil.rmtree(stale)
     try:
-        _write_demo(tmp, seed, n_train_ids, n_val_ids, n_test_ids, images_per_camera, height, width)
+        _write_demo(tmp, seed, n_train_ids, n_val_ids, n_test_ids, images_per_camera, height, width, workers)
         if root.exists():
             root.rmdir()
         os.rename(tmp, root)
@@ -445,22 +450,12 @@ def generate_demo(
             shutil.rmtree(tmp)
 
 
-def _write_demo(
-    out: Path,
-    seed: int,
-    n_train_ids: int,
-    n_val_ids: int,
-    n_test_ids: int,
-    images_per_camera: int,
-    height: int,
-    width: int,
-) -> None:
-    (out / "exp").mkdir(parents=True)
-    split = _split_ids(seed, n_train_ids, n_val_ids, n_test_ids)
-    for name, ids in split.items():
-        (out / "exp" / f"{name}_id.txt").write_text(",".join(str(i) for i in ids) + "\n")
+def _write_identities(out: Path, seed: int, pids: Sequence[int], images_per_camera: int, height: int, width: int) -> None:
+    """Render and save every image of the identities ``pids`` (each image's randomness is
+    seeded by its identity, camera and number, so any split of the identities into workers
+    writes the same bytes)."""
     cameras = {c: _make_camera(seed, c, height, width) for c in SYSU_MM01_CAMERAS}
-    for pid in split["available"]:
+    for pid in pids:
         ident = _make_identity(seed, pid)
         for c in _cameras_of(seed, pid):
             view = str(_rng(seed, 5, pid, c).choice(_VIEWS))
@@ -472,6 +467,32 @@ def _write_demo(
                 image_view = view if rng.random() < 0.75 else str(rng.choice(_VIEWS))
                 pixels = _render(ident, cameras[c], image_view, rng, height, width)
                 Image.fromarray(pixels).save(folder / f"{n:04d}.jpg", "JPEG", quality=JPEG_QUALITY)
+
+
+def _write_demo(
+    out: Path,
+    seed: int,
+    n_train_ids: int,
+    n_val_ids: int,
+    n_test_ids: int,
+    images_per_camera: int,
+    height: int,
+    width: int,
+    workers: int = 1,
+) -> None:
+    (out / "exp").mkdir(parents=True)
+    split = _split_ids(seed, n_train_ids, n_val_ids, n_test_ids)
+    for name, ids in split.items():
+        (out / "exp" / f"{name}_id.txt").write_text(",".join(str(i) for i in ids) + "\n")
+    pids = list(split["available"])
+    if workers <= 1 or len(pids) < 2:
+        _write_identities(out, seed, pids, images_per_camera, height, width)
+    else:
+        chunks = [pids[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            jobs = [pool.submit(_write_identities, out, seed, chunk, images_per_camera, height, width) for chunk in chunks]
+            for job in jobs:
+                job.result()  # re-raises a worker's error
     settings = {
         "generator": "rgbir_reid.data.demo.generate_demo",
         "seed": seed,
