@@ -23,7 +23,11 @@ endif
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test]'
+	@# Byte-compile on every core at once (pip does it on one; without .pyc files, on a machine with
+	@# PYTHONDONTWRITEBYTECODE set, every job would import torch from source). Files some packages
+	@# ship that do not compile are skipped, as pip skips them.
+	-$(BIN)/python -m compileall -q -q -j 0 $(VENV)/lib
 	touch $(STAMP)
 
 run: $(STAMP)

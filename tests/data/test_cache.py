@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -119,10 +120,13 @@ def test_killed_write_leaves_no_file_at_output(shared_data, tmp_path):
     assert sorted(p.name for p in tmp_path.glob("cache.tmp-*.h5")) == ["cache.tmp-notes.h5"]
 
 
-def test_batch_dataset_reads_the_rows_asked_for_in_order_with_repeats(shared_data, tmp_path):
+@pytest.mark.parametrize("in_memory_bytes", [0, 1 << 30], ids=["row-by-row", "in-memory"])
+def test_batch_dataset_reads_the_rows_asked_for_in_order_with_repeats(shared_data, tmp_path, in_memory_bytes):
     out = write_cache(tmp_path / "c.h5", _sysu_records(shared_data)[:8], (32, 16))
     single, batched = CacheDataset(out), CacheBatchDataset(out, indices=[7, 5, 3, 1])
+    batched.in_memory_bytes = in_memory_bytes
     batch = batched[[3, 0, 0, 2]]  # positions into indices -> rows 1, 7, 7, 3
+    assert (getattr(batched, "_pixels", None) is not None) == (in_memory_bytes > 0)
     assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (4, 3, 32, 16)
     assert batch["index"].tolist() == [1, 7, 7, 3]
     for i, row in enumerate([1, 7, 7, 3]):
