@@ -6,15 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # With GPUs: one GPU job per GPU at once (rules that train or convert request gpu=1).
-# CPU only: no GPU limit, and the jobs that train methods or extract features take half the
-# cores each, so two run at once: small networks use extra threads poorly (benchmarks/cpu_jobs.py,
+# CPU only: no GPU limit, and the jobs that train methods, extract features or evaluate take
+# half the cores each, so two run at once: small networks use extra threads poorly (benchmarks/cpu_jobs.py,
 # 2 cores: two one-thread jobs train the demo network ~1.3-1.5x faster in total than one
 # two-thread job). CycleGAN training and the cache, which every training waits for, keep all cores.
 GPUS := $(shell nvidia-smi -L 2>/dev/null | wc -l)
 CORES := $(shell nproc 2>/dev/null || echo 1)
 JOB_THREADS := $(shell n=$$(( $(CORES) / 2 )); [ "$$n" -gt 0 ] && echo $$n || echo 1)
 ifeq ($(GPUS),0)
-RUN_FLAGS := --resources gpu=$(CORES) --set-threads $(foreach r,train_reid train_aligngan extract,$(r)=$(JOB_THREADS))
+RUN_FLAGS := --resources gpu=$(CORES) --set-threads $(foreach r,train_reid train_aligngan extract evaluate,$(r)=$(JOB_THREADS))
 else
 RUN_FLAGS := --resources gpu=$(GPUS)
 endif
