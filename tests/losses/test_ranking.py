@@ -17,6 +17,18 @@ def test_euclidean_distance_hand_values():
     assert torch.allclose(d, t([[4, 3], [5, 0]]), atol=1e-6)
 
 
+def test_euclidean_distance_matches_the_definition_with_finite_gradients():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(7, 5, generator=gen, dtype=torch.float64), torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    b[0] = a[2]  # a coincident pair: distance 0
+    expected = (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(-1).sqrt()
+    a.requires_grad_(True)
+    d = euclidean_distance(a, b)
+    assert torch.allclose(d, expected, atol=1e-6) and d[2, 0].item() < 1e-5
+    d.sum().backward()
+    assert torch.isfinite(a.grad).all()
+
+
 def test_cross_modality_top_ranking_both_directions():
     # v0=(0,0) id1, v1=(3,0) id2; t0=(0,1) id1, t1=(1,0) id2; rho1 = 0.5
     # V->T: v0: D(v0,t0)=1, hardest neg D(v0,t1)=1 -> 1-1+0.5 = 0.5
