@@ -248,12 +248,14 @@ class CacheBatchDataset(CacheDataset):
     """
 
     in_memory_bytes: int = IN_MEMORY_BYTES
+    _pixels: np.ndarray | None = None  # the in-memory copy, and the process that read it
+    _pixels_pid: int = -1
 
     def __getitem__(self, positions: Sequence[int]) -> dict:  # type: ignore[override]
         rows = self.indices[np.asarray(positions, dtype=np.int64)]
         images = self._images()
         if images.size * images.dtype.itemsize <= self.in_memory_bytes:
-            if getattr(self, "_pixels", None) is None or self._pixels_pid != os.getpid():
+            if self._pixels is None or self._pixels_pid != os.getpid():
                 self._pixels, self._pixels_pid = images[()], os.getpid()
             pixels = self._pixels[rows]
         else:

@@ -25,6 +25,16 @@ def uses_conversion(settings: Settings) -> bool:
     return bool(set(CONVERTED_SETS) & set(settings["train_sets"]))
 
 
+def _batch_shape(settings: Settings) -> tuple[bool, int, int, int, int]:
+    """``(converted, P, K, K_c, images per step)`` of a method's batches: P identities x (K real
+    + K_c converted) images per modality; K_c defaults to K, and is 0 without converted sets."""
+    converted = uses_conversion(settings)
+    k, p = settings["num_instances"], settings["num_identities"]
+    k_c = settings.get("num_converted_instances")
+    k_c = (k if k_c is None else k_c) if converted else 0
+    return converted, p, k, k_c, 2 * p * (k + k_c)
+
+
 def training_budget(settings: Settings) -> str:
     """One line on a method's optimisation budget (shown by ``snakemake -n``, train_reid's message).
 
@@ -32,11 +42,7 @@ def training_budget(settings: Settings) -> str:
     converted sets the rows and the batch both double (K_c = K), so methods run side by side
     take the same number of steps whenever their epochs, batches_per_epoch and schedule agree.
     """
-    converted = uses_conversion(settings)
-    k, p = settings["num_instances"], settings["num_identities"]
-    k_c = settings.get("num_converted_instances")
-    k_c = (k if k_c is None else k_c) if converted else 0
-    batch = 2 * p * (k + k_c)
+    converted, p, k, k_c, batch = _batch_shape(settings)
     # Rows per real image: 2 with converted sets (each real image and its conversion).
     per_epoch = settings["batches_per_epoch"] or f"ceil(real training images / {batch / (2 if converted else 1):g})"
     return (
@@ -53,11 +59,7 @@ def training_work(settings: Settings) -> int:
     unknown until the cache exists) a pass counts as 10,000 rows per real set, doubled with
     converted sets, so only methods configured alike compare exactly.
     """
-    converted = uses_conversion(settings)
-    k, p = settings["num_instances"], settings["num_identities"]
-    k_c = settings.get("num_converted_instances")
-    k_c = (k if k_c is None else k_c) if converted else 0
-    batch = 2 * p * (k + k_c)
+    converted, _, _, _, batch = _batch_shape(settings)
     per_epoch = settings["batches_per_epoch"] * batch if settings["batches_per_epoch"] else 10_000 * (2 if converted else 1)
     return int(settings["epochs"] * per_epoch)
 

@@ -227,8 +227,8 @@ def train_reid(
         np.random.seed(seed)
         random.seed(seed)
         model = model_from_settings(settings, len(pids)).to(device)
-        # channels_last on CPU too: oneDNN's NHWC kernels trained ShuffleNet V2 x0.5 at 64x32 28 %
-        # faster on one thread (7 % ResNet-18, 18 % AlexNet; benchmarks/train_speed.py --threads 1).
+        # channels_last on CPU too: oneDNN's NHWC kernels trained ShuffleNet V2 x0.5 at 64x32 28-59 %
+        # faster on one thread (AlexNet +18-28 %, ResNet-18 -6 to +7 %; benchmarks/cpu_jobs.py --all).
         memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
         model = model.to(memory_format=memory_format)
         optimizer = _make_optimizer(model, settings)
