@@ -198,6 +198,24 @@ def test_cyclegan_checkpoint_of_other_configuration_is_ignored_with_the_differen
     assert any(r.getMessage().startswith("resuming from iteration 2 of 2") for r in caplog.records)
 
 
+def test_cyclegan_checkpoint_of_other_training_code_is_ignored_saying_so(tmp_path, caplog, monkeypatch):
+    import rgbir_reid.training.checkpoints as checkpoints
+    import rgbir_reid.training.cyclegan as cyclegan
+
+    visible, thermal = _sample_paths()
+    settings = CycleGANSettings(**GAN_TINY, iterations=2)
+    train_cyclegan(visible, thermal, tmp_path, settings, seed=0)
+    old = checkpoints.training_code_hash()
+    for module in (checkpoints, cyclegan):
+        monkeypatch.setattr(module, "training_code_hash", lambda: "fedcba9876543210")
+    with caplog.at_level(logging.INFO, logger="rgbir_reid.training.cyclegan"):  # the same settings, finished
+        train_cyclegan(visible, thermal, tmp_path, settings, seed=0)
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert warning.endswith(f": the library's training code changed ({old} -> fedcba9876543210); starting over")
+    assert not any("resuming" in r.getMessage() for r in caplog.records)
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["code"] == "fedcba9876543210"
+
+
 # --- the generator file --------------------------------------------------------------------
 
 
@@ -246,3 +264,33 @@ def test_generator_file_bytes_depend_on_the_weights_only(tmp_path):
     a, b = _generators(tmp_path / "a" / "generator.pt"), _generators(tmp_path / "b.pt")
     assert a.read_bytes() == b.read_bytes()
     assert _generators(tmp_path / "c.pt", ngf=8).read_bytes() != a.read_bytes()
+
+
+def _package(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_sources_hash_follows_the_training_code_only(tmp_path):
+    from rgbir_reid.training.checkpoints import TRAINING_CODE, sources_hash, training_code_hash
+
+    files = {"losses/ranking.py": "margin = 0.5\n", "training/loop.py": "steps = 3\n",
+             "reporting/tables.py": "digits = 2\n", "losses/notes.txt": "not code\n"}
+    base = sources_hash(_package(tmp_path / "a", files))
+    assert sources_hash(_package(tmp_path / "b", files)) == base  # same files, other folder
+    for rel, text, moves in [("losses/ranking.py", "margin = 0.3\n", True),  # a fix in a loss
+                             ("training/loop.py", "steps = 3  # a comment\n", True),
+                             ("models/new.py", "width = 8\n", True),  # a new training module
+                             ("reporting/tables.py", "digits = 3\n", False),  # not training code
+                             ("losses/notes.txt", "edited\n", False)]:  # not Python
+        root = _package(tmp_path / rel.replace("/", "_"), {**files, rel: text})
+        assert (sources_hash(root) != base) is moves, rel
+    # A file moved between training modules changes it too (paths are hashed, not just bytes).
+    moved = dict(files)
+    moved["training/ranking.py"] = moved.pop("losses/ranking.py")
+    assert sources_hash(_package(tmp_path / "moved", moved)) != base
+    # This library's own hash is that of its source tree.
+    assert training_code_hash() == sources_hash(SRC, TRAINING_CODE)
+    assert all((SRC / sub).is_dir() for sub in TRAINING_CODE)

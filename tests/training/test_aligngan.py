@@ -179,6 +179,27 @@ def test_checkpoint_of_other_settings_is_ignored_with_a_warning(cache, tmp_path,
     assert "resuming" not in caplog.text
 
 
+def test_checkpoint_of_other_training_code_is_ignored_saying_so(cache, tmp_path, caplog, monkeypatch):
+    import rgbir_reid.training.aligngan as aligngan_training
+    import rgbir_reid.training.checkpoints as checkpoints
+
+    out = tmp_path / "run"
+
+    def stop(done, info):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_aligngan(cache, out, TINY, device="cpu", seed=0, on_iteration_end=stop)
+    old = checkpoints.training_code_hash()
+    for module in (checkpoints, aligngan_training):
+        monkeypatch.setattr(module, "training_code_hash", lambda: "0f1e2d3c4b5a6978")
+    logger = logging.getLogger("test_aligngan_code")
+    with caplog.at_level(logging.INFO, logger="test_aligngan_code"), pytest.raises(Stop):
+        train_aligngan(cache, out, TINY, device="cpu", seed=0, logger=logger, on_iteration_end=stop)
+    assert f"the library's training code changed ({old} -> 0f1e2d3c4b5a6978); starting over" in caplog.text
+    assert "resuming" not in caplog.text
+
+
 def test_model_file_and_test_features(reference, tmp_path):
     path, _, _ = reference
     model, settings = load_aligngan_model(path)

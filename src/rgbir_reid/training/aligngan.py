@@ -108,7 +108,14 @@ from rgbir_reid.losses.aligngan import (
 from rgbir_reid.losses.gan import cycle_consistency_loss, identity_loss
 from rgbir_reid.models.aligngan import BACKBONES, AlignGAN, build_aligngan
 from rgbir_reid.io import load_checkpoint
-from rgbir_reid.training.checkpoints import caller_rng_kept, rng_state, set_rng_state, setting_changes
+from rgbir_reid.training.checkpoints import (
+    caller_rng_kept,
+    code_change,
+    rng_state,
+    set_rng_state,
+    setting_changes,
+    training_code_hash,
+)
 
 MODEL_FORMAT = "rgbir_reid.aligngan_model/1"
 CHECKPOINT_FORMAT = "rgbir_reid.aligngan_checkpoint/1"
@@ -612,7 +619,8 @@ def train_aligngan(
     learnt = {k: v for k, v in s.to_dict().items() if k not in _RUNTIME_FIELDS}
     runtime = {k: getattr(s, k) for k in _RUNTIME_FIELDS}
     cache_id = {"rows": int(real.sum()), "attrs": read_cache_attrs(cache_path)}
-    fingerprint = config_hash({"settings": learnt, "seed": seed, "cache": cache_id})
+    code = training_code_hash()
+    fingerprint = config_hash({"settings": learnt, "seed": seed, "cache": cache_id, "code": code})
     cuda = device.type == "cuda"
     use_amp = cuda and s.amp != "none"
     amp_dtype = torch.bfloat16 if s.amp == "bf16" else torch.float16
@@ -669,7 +677,9 @@ def train_aligngan(
                 log.info("resuming from iteration %d of %d (%s stage; checkpoint %s)",
                          start, s.total_iterations, s.stage_of(min(start, s.total_iterations - 1)), ckpt_path)
             else:
-                reasons = setting_changes(ckpt.get("learnt_settings", {}), learnt) if "learnt_settings" in ckpt else []
+                reasons = code_change(ckpt)
+                if "learnt_settings" in ckpt:
+                    reasons += setting_changes(ckpt["learnt_settings"], learnt)
                 if ckpt.get("seed") != seed:
                     reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
                 if config_hash(ckpt.get("cache")) != config_hash(cache_id):
@@ -788,6 +798,7 @@ def train_aligngan(
                 "runtime_settings": runtime,
                 "seed": seed,
                 "cache": cache_id,
+                "code": code,
                 "iteration": done,
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "discriminators": {k: v.detach().cpu() for k, v in discs.state_dict().items()},

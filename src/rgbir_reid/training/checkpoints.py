@@ -1,5 +1,5 @@
-"""What every resumable training loop of the library shares: RNG states, and telling a user in
-words why a checkpoint is not resumed.
+"""What every resumable training loop of the library shares: RNG states, the version of the
+code a checkpoint was trained with, and telling a user in words why a checkpoint is not resumed.
 
 Checkpoints themselves are read with :func:`rgbir_reid.io.load_checkpoint` (``torch.load(weights_only=True)``,
 a :class:`~rgbir_reid.io.CheckpointError` naming the file for a truncated, foreign or non-torch one)
@@ -9,8 +9,11 @@ and written with :func:`rgbir_reid.io.save_torch`.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
 import random
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -57,6 +60,43 @@ def caller_rng_kept() -> Iterator[None]:
         set_rng_state(state)
 
 
+# The subpackages whose code decides what a training run learns (networks, losses, samplers,
+# augmentation and cache reading, the training loops). Reporting, evaluation and the workflow
+# glue are left out: changing them cannot make a half-trained checkpoint wrong.
+TRAINING_CODE = ("data", "losses", "models", "training")
+
+
+def sources_hash(package_root: str | Path, subpackages: tuple[str, ...] = TRAINING_CODE) -> str:
+    """First 16 hex digits of the sha256 of every ``*.py`` file under ``package_root/<sub>`` for
+    each of ``subpackages``, hashed by path relative to ``package_root`` and by bytes, in
+    sorted path order (a missing subpackage adds nothing)."""
+    root = Path(package_root)
+    digest = hashlib.sha256()
+    for path in sorted(p for sub in subpackages for p in (root / sub).rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def training_code_hash() -> str:
+    """:func:`sources_hash` of this library's training code (the :data:`TRAINING_CODE` subpackages).
+
+    Every training loop puts it into its checkpoint's fingerprint, so a checkpoint written by
+    other training code (an upgrade, a fix in a loss) is not resumed: resuming would continue,
+    or for a finished run simply hand back, weights that the current code did not train. An
+    edit anywhere in those files, a comment included, changes it; it is computed once per process.
+    """
+    return sources_hash(Path(__file__).resolve().parents[1])
+
+
+def code_change(ckpt: dict) -> list[str]:
+    """``["the training code changed (<old> -> <new>)"]`` when ``ckpt`` was written by other
+    training code than :func:`training_code_hash` (or before checkpoints recorded it), else ``[]``."""
+    old = ckpt.get("code", "<not recorded>")
+    return [] if old == training_code_hash() else [f"the library's training code changed ({old} -> {training_code_hash()})"]
+
+
 def setting_changes(old: dict, new: dict) -> list[str]:
     """``"key old -> new"`` for each key whose value differs between two settings mappings
     (in the order of ``new``, then keys only ``old`` has; an absent key shows as ``<absent>``)."""
@@ -76,7 +116,7 @@ def checkpoint_mismatch(ckpt: dict, learnt: dict, seed: int, cache: dict) -> str
     """
     if "learnt_settings" not in ckpt:
         return "it was made with other settings, seed or cache (or by an older version)"
-    reasons = setting_changes(ckpt["learnt_settings"], learnt)
+    reasons = code_change(ckpt) + setting_changes(ckpt["learnt_settings"], learnt)
     if ckpt.get("seed") != seed:
         reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
     old_cache = ckpt.get("cache", {})

@@ -56,7 +56,7 @@ from rgbir_reid.models.cyclegan import (
 from rgbir_reid.reporting.samples import save_sample_grid
 from rgbir_reid.conversion import save_generators
 from rgbir_reid.io import load_checkpoint
-from rgbir_reid.training.checkpoints import setting_changes
+from rgbir_reid.training.checkpoints import code_change, setting_changes, training_code_hash
 
 CHECKPOINT_FORMAT = 1
 # What a resume reads from checkpoints/last.pt; a file without them is not a CycleGAN checkpoint.
@@ -160,6 +160,7 @@ def _resume_mismatch(ckpt: dict, learnt: dict, seed: int, fingerprint: str) -> s
     reasons = []
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         reasons.append(f"checkpoint format {ckpt.get('format')!r} -> {CHECKPOINT_FORMAT!r}")
+    reasons += code_change(ckpt)
     reasons += setting_changes(ckpt.get("learnt_settings", {}), learnt)
     if ckpt.get("seed") != seed:
         reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
@@ -326,6 +327,7 @@ def train_cyclegan(
             "learnt_settings": learnt,
             "seed": seed,
             "data": fingerprint,
+            "code": training_code_hash(),
             "models": {k: v.detach().cpu() for k, v in nets.state_dict().items()},
             "optimizers": {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
             "schedulers": [sch.state_dict() for sch in schedulers],

@@ -52,6 +52,7 @@ from rgbir_reid.training.checkpoints import (
     rng_state,
     set_rng_state,
     setting_changes,
+    training_code_hash,
 )
 from rgbir_reid.training.reid_loss import reid_loss_terms, set_of_rows
 from rgbir_reid.training.reid_model import model_from_settings, save_reid_model
@@ -150,9 +151,11 @@ def train_reid(
 
     Resumes from ``out_dir/checkpoints/last.pt`` when it was written by a run with the same
     learnt settings (all but ``num_workers``, ``amp`` and ``channels_last``, which are logged
-    when they differ), seed and cache (logs ``resuming from epoch N``); a checkpoint from
-    other learnt settings, seed or cache is ignored with a warning naming what differs
-    (``lr 0.01 -> 0.05``, ``seed 3 -> 4``, ``the cache differs (...)``). A checkpoint written
+    when they differ), seed, cache and training code
+    (:func:`~rgbir_reid.training.checkpoints.training_code_hash`; logs ``resuming from epoch
+    N``); any other checkpoint is ignored with a warning naming what differs (``lr 0.01 ->
+    0.05``, ``seed 3 -> 4``, ``the cache differs (...)``, ``the library's training code
+    changed (...)``). A checkpoint written
     without fp16 AMP (e.g. on CPU) resumes under fp16 with a fresh GradScaler. On CPU with
     ``num_workers=0`` the run is exactly reproducible and a run resumed after any epoch ends
     with the same weights as an uninterrupted one (RNG states, optimiser, scheduler and
@@ -217,11 +220,13 @@ def train_reid(
                     len(sampler.skipped_identities), sampler.skipped_identities[:20])
 
     cuda = device.type == "cuda"
-    # The checkpoint must share what is learnt: settings but RUNTIME_FIELDS, seed and cache.
+    # The checkpoint must share what is learnt: settings but RUNTIME_FIELDS, seed, cache and
+    # the training code itself.
     learnt = learnt_settings(settings)
     runtime = {k: getattr(settings, k) for k in RUNTIME_FIELDS}
     cache_id = {"rows": len(rows), "attrs": read_cache_attrs(cache_path)}
-    fingerprint = config_hash({"settings": learnt, "seed": seed, "cache": cache_id})
+    code = training_code_hash()
+    fingerprint = config_hash({"settings": learnt, "seed": seed, "cache": cache_id, "code": code})
     with caller_rng_kept():
         torch.manual_seed(seed)
         np.random.seed(seed)
@@ -335,6 +340,7 @@ def train_reid(
                 "runtime_settings": runtime,
                 "seed": seed,
                 "cache": cache_id,
+                "code": code,
                 "epoch": epoch + 1,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
