@@ -28,7 +28,7 @@ from rgbir_reid.data.splits import index_dataset, make_trial_split
 from rgbir_reid.evaluation.protocols import EvaluationSettings, evaluate_features
 from rgbir_reid.features import extract_features
 from rgbir_reid.models.reid import ReidNet
-from rgbir_reid.training import reid as reid_training
+from rgbir_reid.training import reid_loss
 from rgbir_reid.training.reid import train_reid
 from rgbir_reid.training.reid_settings import ReidSettings
 
@@ -59,11 +59,11 @@ SETTINGS = ReidSettings(
     lr_milestones=(5,),
     num_workers=0,
 )
-# The test's bar: rank-1 at least this many times the chance level of the gallery. Six, not
-# five: a sampler that never pairs the modalities of an identity still reaches five times
-# chance (the shared identity classifier aligns the modalities a little across batches),
-# while a healthy run clears seven (benchmarks/learning_breakages.py prints both).
-TIMES_CHANCE = 6.0
+# The test's bar: rank-1 at least this many times the chance level of the gallery (issue 10's
+# five). Between the breakage that comes closest, a sampler that never pairs the modalities of
+# an identity (4.1 x: the shared identity classifier still aligns the modalities a little
+# across batches), and a healthy run (6.2 x); benchmarks/learning_breakages.py prints both.
+TIMES_CHANCE = 5.0
 
 
 @contextlib.contextmanager
@@ -97,7 +97,9 @@ def _thermal_through_visible_stream(cache: Path):
 
 
 def _ranking_sign_flipped(cache: Path):
-    return _patched(reid_training, "cross_modality_top_ranking", lambda original: lambda *a, **k: -original(*a, **k))
+    # Where the training loss looks the function up (tests/training/test_learning_breakages.py
+    # checks that every breakage still reaches the training it is meant to break).
+    return _patched(reid_loss, "cross_modality_top_ranking", lambda original: lambda *a, **k: -original(*a, **k))
 
 
 def _unpaired_sampler(cache: Path):

@@ -187,14 +187,11 @@ def test_other_seed_cache_or_old_checkpoint_restarts_saying_why(cache, one_epoch
 def test_checkpoint_of_other_training_code_restarts_saying_so(cache, reference_run, tmp_path, caplog, monkeypatch):
     """A finished run's checkpoint, met by other training code (an upgrade, a fixed loss), is
     not handed back as this code's result: training starts over and the warning says why."""
-    import rgbir_reid.training.checkpoints as checkpoints
-    import rgbir_reid.training.reid as reid_training
-
     old_code = checkpoints.training_code_hash()
     assert torch.load(reference_run.parent / "checkpoints" / "last.pt", weights_only=True)["code"] == old_code
     out = out_dir_with(reference_run.parent / "checkpoints" / "last.pt", tmp_path / "new_code")
     monkeypatch.setattr(checkpoints, "training_code_hash", lambda: "0123456789abcdef")
-    monkeypatch.setattr(reid_training, "training_code_hash", lambda: "0123456789abcdef")
+    monkeypatch.setattr(reid, "training_code_hash", lambda: "0123456789abcdef")
     logger = logging.getLogger("test_code")
     with caplog.at_level(logging.INFO, logger="test_code"), pytest.raises(Interrupt):
         train_reid(cache, out, TINY, device="cpu", seed=SEED, logger=logger, on_epoch_end=stop_after_first)
