@@ -54,16 +54,17 @@ SETTINGS = ReidSettings(
     weight_cross=0.5,
     weight_intra=0.0,
     optimizer="sgd",
-    lr=0.05,
+    lr=0.1,
     warmup_epochs=1,
     lr_milestones=(5,),
     num_workers=0,
 )
-# The test's bar: rank-1 at least this many times the chance level of the gallery (issue 10's
-# five). Between the breakage that comes closest, a sampler that never pairs the modalities of
-# an identity (4.1 x: the shared identity classifier still aligns the modalities a little
-# across batches), and a healthy run (6.2 x); benchmarks/learning_breakages.py prints both.
-TIMES_CHANCE = 5.0
+# The test's bar: rank-1 at least this many times the chance level of the gallery (issue 10
+# asks for five). Six sits between the breakage that comes closest, a sampler that never pairs
+# the modalities of an identity (4.2 x: the shared identity classifier still aligns the
+# modalities a little across batches), and a healthy run (9.0 x), about as far from each;
+# benchmarks/learning_breakages.py prints both.
+TIMES_CHANCE = 6.0
 
 
 @contextlib.contextmanager
