@@ -191,7 +191,6 @@ def test_checkpoint_of_other_training_code_restarts_saying_so(cache, reference_r
     assert torch.load(reference_run.parent / "checkpoints" / "last.pt", weights_only=True)["code"] == old_code
     out = out_dir_with(reference_run.parent / "checkpoints" / "last.pt", tmp_path / "new_code")
     monkeypatch.setattr(checkpoints, "training_code_hash", lambda: "0123456789abcdef")
-    monkeypatch.setattr(reid, "training_code_hash", lambda: "0123456789abcdef")
     logger = logging.getLogger("test_code")
     with caplog.at_level(logging.INFO, logger="test_code"), pytest.raises(Interrupt):
         train_reid(cache, out, TINY, device="cpu", seed=SEED, logger=logger, on_epoch_end=stop_after_first)

@@ -98,7 +98,7 @@ from rgbir_reid.data.cache import KIND_REAL, CacheBatchDataset, read_cache_attrs
 from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
 from rgbir_reid.data.transforms import BatchAugmentation
 from rgbir_reid.device import resolve_device
-from rgbir_reid.io import atomic_output, config_hash, save_torch
+from rgbir_reid.io import atomic_output, save_torch
 from rgbir_reid.losses.aligngan import (
     cosine_batch_hard_triplet,
     joint_discriminator_loss,
@@ -110,11 +110,11 @@ from rgbir_reid.models.aligngan import BACKBONES, AlignGAN, build_aligngan
 from rgbir_reid.io import load_checkpoint
 from rgbir_reid.training.checkpoints import (
     caller_rng_kept,
-    code_change,
+    checkpoint_mismatch,
+    provenance,
     rng_state,
     set_rng_state,
     setting_changes,
-    training_code_hash,
 )
 
 MODEL_FORMAT = "rgbir_reid.aligngan_model/1"
@@ -619,8 +619,7 @@ def train_aligngan(
     learnt = {k: v for k, v in s.to_dict().items() if k not in _RUNTIME_FIELDS}
     runtime = {k: getattr(s, k) for k in _RUNTIME_FIELDS}
     cache_id = {"rows": int(real.sum()), "attrs": read_cache_attrs(cache_path)}
-    code = training_code_hash()
-    fingerprint = config_hash({"settings": learnt, "seed": seed, "cache": cache_id, "code": code})
+    made = provenance(learnt, runtime, seed, cache_id)
     cuda = device.type == "cuda"
     use_amp = cuda and s.amp != "none"
     amp_dtype = torch.bfloat16 if s.amp == "bf16" else torch.float16
@@ -660,7 +659,7 @@ def train_aligngan(
         n_sum = 0
         if ckpt_path.exists():
             ckpt = load_checkpoint(ckpt_path)
-            if ckpt.get("format") == CHECKPOINT_FORMAT and ckpt.get("fingerprint") == fingerprint:
+            if ckpt.get("format") == CHECKPOINT_FORMAT and ckpt.get("fingerprint") == made["fingerprint"]:
                 model.load_state_dict(ckpt["model"])
                 discs.load_state_dict(ckpt["discriminators"])
                 for k in optimizers:
@@ -677,15 +676,9 @@ def train_aligngan(
                 log.info("resuming from iteration %d of %d (%s stage; checkpoint %s)",
                          start, s.total_iterations, s.stage_of(min(start, s.total_iterations - 1)), ckpt_path)
             else:
-                reasons = code_change(ckpt)
-                if "learnt_settings" in ckpt:
-                    reasons += setting_changes(ckpt["learnt_settings"], learnt)
-                if ckpt.get("seed") != seed:
-                    reasons.append(f"seed {ckpt.get('seed')} -> {seed}")
-                if config_hash(ckpt.get("cache")) != config_hash(cache_id):
-                    reasons.append("the cache differs")
-                log.warning("ignoring checkpoint %s: %s; starting over", ckpt_path,
-                            ", ".join(reasons) or "it was written by another version or format")
+                reason = (checkpoint_mismatch(ckpt, learnt, seed, cache_id) if ckpt.get("format") == CHECKPOINT_FORMAT
+                          else f"checkpoint format {ckpt.get('format')!r} -> {CHECKPOINT_FORMAT!r}")
+                log.warning("ignoring checkpoint %s: %s; starting over", ckpt_path, reason)
 
         def forward(fn: Callable, *args: torch.Tensor):
             # Networks under autocast (CUDA AMP only); every output back in float32, so the
@@ -793,12 +786,7 @@ def train_aligngan(
         def save_checkpoint(done: int) -> None:
             state = {
                 "format": CHECKPOINT_FORMAT,
-                "fingerprint": fingerprint,
-                "learnt_settings": learnt,
-                "runtime_settings": runtime,
-                "seed": seed,
-                "cache": cache_id,
-                "code": code,
+                **made,
                 "iteration": done,
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "discriminators": {k: v.detach().cpu() for k, v in discs.state_dict().items()},

@@ -97,6 +97,25 @@ def code_change(ckpt: dict) -> list[str]:
     return [] if old == training_code_hash() else [f"the library's training code changed ({old} -> {training_code_hash()})"]
 
 
+def provenance(learnt: dict, runtime: dict, seed: int, cache: dict) -> dict:
+    """What a re-ID or AlignGAN checkpoint records about how it was made, to splat into it.
+
+    ``{"fingerprint", "learnt_settings", "runtime_settings", "seed", "cache", "code"}``: the
+    fingerprint hashes the learnt settings, seed, cache identity and :func:`training_code_hash`
+    (a checkpoint is resumed only when it equals the current run's); the other items are what
+    it hashes, so that :func:`checkpoint_mismatch` can say in words what differs.
+    """
+    code = training_code_hash()
+    return {
+        "fingerprint": config_hash({"settings": learnt, "seed": seed, "cache": cache, "code": code}),
+        "learnt_settings": learnt,
+        "runtime_settings": runtime,
+        "seed": seed,
+        "cache": cache,
+        "code": code,
+    }
+
+
 def setting_changes(old: dict, new: dict) -> list[str]:
     """``"key old -> new"`` for each key whose value differs between two settings mappings
     (in the order of ``new``, then keys only ``old`` has; an absent key shows as ``<absent>``)."""

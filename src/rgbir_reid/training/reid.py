@@ -43,7 +43,7 @@ from rgbir_reid.data.cache import KIND_CONVERTED, CacheBatchDataset, read_cache_
 from rgbir_reid.data.samplers import CrossModalityIdentitySampler
 from rgbir_reid.data.transforms import BatchAugmentation
 from rgbir_reid.device import resolve_device
-from rgbir_reid.io import atomic_output, config_hash, load_checkpoint, save_torch
+from rgbir_reid.io import atomic_output, load_checkpoint, save_torch
 from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReidNet
 from rgbir_reid.training.checkpoints import (
     caller_rng_kept,
@@ -51,8 +51,8 @@ from rgbir_reid.training.checkpoints import (
     load_scaler_state,
     rng_state,
     set_rng_state,
+    provenance,
     setting_changes,
-    training_code_hash,
 )
 from rgbir_reid.training.reid_loss import reid_loss_terms, set_of_rows
 from rgbir_reid.training.reid_model import model_from_settings, save_reid_model
@@ -225,8 +225,7 @@ def train_reid(
     learnt = learnt_settings(settings)
     runtime = {k: getattr(settings, k) for k in RUNTIME_FIELDS}
     cache_id = {"rows": len(rows), "attrs": read_cache_attrs(cache_path)}
-    code = training_code_hash()
-    fingerprint = config_hash({"settings": learnt, "seed": seed, "cache": cache_id, "code": code})
+    made = provenance(learnt, runtime, seed, cache_id)
     with caller_rng_kept():
         torch.manual_seed(seed)
         np.random.seed(seed)
@@ -245,7 +244,7 @@ def train_reid(
         start_epoch, history = 0, []
         if ckpt_path.exists():
             ckpt = load_checkpoint(ckpt_path, required=("fingerprint", "model", "optimizer", "epoch"))
-            if ckpt.get("fingerprint") == fingerprint:
+            if ckpt.get("fingerprint") == made["fingerprint"]:
                 model.load_state_dict(ckpt["model"])
                 optimizer.load_state_dict(ckpt["optimizer"])
                 scheduler.load_state_dict(ckpt["scheduler"])
@@ -334,13 +333,7 @@ def train_reid(
                 time.strftime("%H:%M:%S", time.gmtime(eta)) if eta < 86400 else f"{eta / 3600:.0f} h",
             )
             checkpoint = {
-                "fingerprint": fingerprint,
-                # What the fingerprint hashes, so an ignored checkpoint can be told apart in words.
-                "learnt_settings": learnt,
-                "runtime_settings": runtime,
-                "seed": seed,
-                "cache": cache_id,
-                "code": code,
+                **made,
                 "epoch": epoch + 1,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
