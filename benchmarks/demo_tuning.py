@@ -40,19 +40,11 @@ import torch
 import yaml
 
 from rgbir_reid.data.splits import index_dataset, make_trial_split
-from rgbir_reid.evaluation.protocols import EvaluationSettings, euclidean_distances, evaluate_features
+from rgbir_reid.evaluation.protocols import EvaluationSettings, evaluate_features, nearest_neighbour_rank1
 from rgbir_reid.features import extract_features
 from rgbir_reid.training.reid import ReidSettings, train_reid
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def nearest_neighbour_rank1(features: np.ndarray, pid: np.ndarray, camera: np.ndarray,
-                            query: np.ndarray, gallery: np.ndarray) -> float:
-    """Share of ``query`` rows whose nearest ``gallery`` row of another camera has their pid."""
-    dist = euclidean_distances(features[query], features[gallery])
-    dist[camera[query][:, None] == camera[gallery][None]] = np.inf
-    return float((pid[gallery][dist.argmin(1)] == pid[query]).mean())
 
 
 def main() -> None:

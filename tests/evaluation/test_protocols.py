@@ -175,3 +175,18 @@ def test_evaluate_features_dispatch():
     feats[2, 0] = np.nan  # one broken feature is named, whatever protocol would or would not read it
     with pytest.raises(ValueError, match=r"1 feature vector\(s\) hold NaN or infinite values \(e.g. c\)"):
         evaluate_features(feats, [1, 2, 1, 2], [1, 1, 2, 2], [0, 0, 1, 1], ["a", "b", "c", "d"], dataset_format="regdb")
+
+
+def test_nearest_neighbour_rank1_skips_same_camera_images():
+    from rgbir_reid.evaluation.protocols import nearest_neighbour_rank1
+
+    # Query 0 (pid 1, camera 1): nearest overall is row 1 (pid 2, same camera, must be skipped),
+    # then row 2 (pid 1, camera 2): a hit. Query 3 (pid 2, camera 2): nearest of another camera
+    # is row 4 (pid 1): a miss. Query 5's only gallery row shares its camera: a miss.
+    features = np.array([[0.0], [0.1], [0.3], [1.0], [1.1], [5.0]])
+    pid = np.array([1, 2, 1, 2, 1, 3])
+    camera = np.array([1, 1, 2, 2, 3, 4])
+    assert nearest_neighbour_rank1(features, pid, camera, [0], [1, 2, 4]) == 1.0
+    assert nearest_neighbour_rank1(features, pid, camera, [3], [2, 4]) == 0.0
+    assert nearest_neighbour_rank1(features, pid, camera, [5], [5]) == 0.0
+    assert nearest_neighbour_rank1(features, pid, camera, [0, 3], [1, 2, 4]) == 0.5

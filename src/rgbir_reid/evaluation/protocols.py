@@ -328,6 +328,31 @@ def euclidean_distances(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0, out=sq), out=sq)
 
 
+def nearest_neighbour_rank1(features: np.ndarray, pid: np.ndarray, camera: np.ndarray,
+                            query: np.ndarray, gallery: np.ndarray) -> float:
+    """Share of ``query`` rows whose nearest ``gallery`` row from another camera has their pid.
+
+    A diagnostic outside the published protocols (the demo benchmarks print it per modality
+    pair, e.g. infrared->infrared: how well one modality's features tell identities apart):
+    every gallery image counts, no gallery sampling, Euclidean distance.
+
+    Args:
+        features: float ``[N, D]``; pid, camera: int ``[N]``.
+        query, gallery: row indices into ``features`` (int ``[Q]``, ``[G]``).
+
+    Returns:
+        Rank-1 in [0, 1]; a query whose every gallery row shares its camera counts as a miss.
+
+    Raises:
+        ValueError: as :func:`euclidean_distances`, on feature shapes that do not match.
+    """
+    query, gallery = np.asarray(query), np.asarray(gallery)
+    dist = euclidean_distances(features[query], features[gallery])
+    dist[camera[query][:, None] == camera[gallery][None]] = np.inf
+    hit = (pid[gallery][dist.argmin(1)] == pid[query]) & np.isfinite(dist.min(1))
+    return float(hit.mean())
+
+
 def metrics_row(
     result: RankMetrics, chance: ChanceMetrics, *, dataset_format: str, protocol: str, mode: str, gallery_trial: int, n_gallery: int
 ) -> dict:
