@@ -7,7 +7,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, "../schemas/config.schema.yaml")
 
 # The method families (rgbir_reid.methods) say what each method needs; importing the registry
@@ -26,7 +25,9 @@ METHODS = config["methods"]
 def _check_datasets():
     for name, ds in DATASETS.items():
         if ds["format"] != "demo" and not ds.get("root"):
-            raise ValueError(f"config key datasets.{name}.root is required for format {ds['format']!r}")
+            raise ValueError(
+                f"config key datasets.{name}.root is required for format {ds['format']!r}"
+            )
         bad = set(ds.get("trials", [])) - set(FORMAT_TRIALS[ds["format"]])
         if bad:
             raise ValueError(
@@ -43,10 +44,14 @@ def _check_results_folder():
     # surface as a traceback from inside Snakemake's planning.
     results = Path("results")
     if results.exists() and not results.is_dir():
-        raise ValueError(f"{results.resolve()} is a file, not a folder: the workflow writes every output under results/; move it away")
+        raise ValueError(
+            f"{results.resolve()} is a file, not a folder: the workflow writes every output under results/; move it away"
+        )
     target = results if results.exists() else Path(".")
     if not os.access(target, os.W_OK):
-        raise ValueError(f"cannot write {target.resolve()}: the workflow writes every output under results/ (permission denied)")
+        raise ValueError(
+            f"cannot write {target.resolve()}: the workflow writes every output under results/ (permission denied)"
+        )
 
 
 _check_results_folder()
@@ -97,7 +102,11 @@ def family_methods(family):
 
 def training_budget(method):
     """One line on a method's optimisation budget, shown by `snakemake -n` (the train job's message)."""
-    return FAMILY_OF[method].budget(method_settings(method)) if FAMILY_OF[method].budget else "no budget line"
+    return (
+        FAMILY_OF[method].budget(method_settings(method))
+        if FAMILY_OF[method].budget
+        else "no budget line"
+    )
 
 
 def method_priority(wildcards):
@@ -115,7 +124,9 @@ def uses_conversion(method):
 
 
 def uses_cache(method):
-    return FAMILY_OF[method].trains and FAMILY_OF[method].needs_cache(method_settings(method))
+    return FAMILY_OF[method].trains and FAMILY_OF[method].needs_cache(
+        method_settings(method)
+    )
 
 
 # Fixed by the config, so decided once here rather than in every input function call.
@@ -163,7 +174,11 @@ def _entries(folder):
 def native_bookkeeping_files(fmt, root):
     """The id lists (SYSU-MM01) or idx files (RegDB) under a native root that exist."""
     folder = NATIVE_LAYOUTS[fmt][0]
-    return [e.path for e in _entries(os.path.join(root, folder)) if e.is_file() and e.name.endswith(".txt")]
+    return [
+        e.path
+        for e in _entries(os.path.join(root, folder))
+        if e.is_file() and e.name.endswith(".txt")
+    ]
 
 
 def native_image_state(fmt, root):
@@ -178,7 +193,9 @@ def native_image_state(fmt, root):
             for e in _entries(pid_dir.path):
                 if e.is_file() and e.name.lower().endswith(suffixes):
                     st = e.stat()
-                    digest.update(f"{image_dir}/{pid_dir.name}/{e.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+                    digest.update(
+                        f"{image_dir}/{pid_dir.name}/{e.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode()
+                    )
                     count += 1
     return {"images": count, "sha256": digest.hexdigest()}
 
@@ -186,8 +203,14 @@ def native_image_state(fmt, root):
 def index_dataset_input(wildcards):
     fmt = dataset_format(wildcards.dataset)
     if fmt == "demo":
-        return {"root": dataset_root(wildcards.dataset)}  # rule make_demo's output folder
-    return {"bookkeeping": native_bookkeeping_files(fmt, os.path.expanduser(dataset_root(wildcards.dataset)))}
+        return {
+            "root": dataset_root(wildcards.dataset)
+        }  # rule make_demo's output folder
+    return {
+        "bookkeeping": native_bookkeeping_files(
+            fmt, os.path.expanduser(dataset_root(wildcards.dataset))
+        )
+    }
 
 
 def index_dataset_images(wildcards):
@@ -200,7 +223,9 @@ def index_dataset_images(wildcards):
 def cache_input(wildcards):
     inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
     if ANY_CONVERSION:
-        inputs["generator"] = f"results/{wildcards.dataset}/trial{wildcards.trial}/cyclegan/generator.pt"
+        inputs["generator"] = (
+            f"results/{wildcards.dataset}/trial{wildcards.trial}/cyclegan/generator.pt"
+        )
     return inputs
 
 
@@ -218,7 +243,9 @@ def extract_input(wildcards):
     """The split, and the trained model for families that train (hand-crafted ones need none)."""
     inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
     if FAMILY_OF[wildcards.method].trains:
-        inputs["model"] = f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/model.pt"
+        inputs["model"] = (
+            f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/model.pt"
+        )
     return inputs
 
 
@@ -230,7 +257,9 @@ def extract_settings(method):
 def evaluate_input(wildcards):
     """The features, and each protocol file the dataset sets: inputs, so editing one reruns `evaluate`."""
     ds = DATASETS[wildcards.dataset]
-    inputs = {"features": f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/features.h5"}
+    inputs = {
+        "features": f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/features.h5"
+    }
     inputs.update({key: ds[key] for key in PROTOCOL_FILE_KEYS if ds.get(key)})
     return inputs
 
@@ -247,7 +276,11 @@ def metrics_files():
 def cyclegan_sample_grids():
     if not ANY_CONVERSION:
         return []
-    return [f"results/{d}/trial{t}/cyclegan/samples.png" for d in DATASETS for t in trials_of(d)]
+    return [
+        f"results/{d}/trial{t}/cyclegan/samples.png"
+        for d in DATASETS
+        for t in trials_of(d)
+    ]
 
 
 def method_figure_files():
@@ -262,7 +295,11 @@ def method_figure_files():
 
 
 def fidelity_files():
-    return ["results/fidelity/fidelity.csv"] if config["conversion_fidelity"]["root"] else []
+    return (
+        ["results/fidelity/fidelity.csv"]
+        if config["conversion_fidelity"]["root"]
+        else []
+    )
 
 
 def all_targets():

@@ -11,22 +11,26 @@ rule train_cyclegan:
             "results/{dataset}/trial{trial}/cyclegan/samples.png",
             caption="../report/cyclegan_samples.rst",
             category="Modality conversion",
-            labels={"dataset": "{dataset}", "trial": "{trial}", "figure": "sample grid"},
+            labels={
+                "dataset": "{dataset}",
+                "trial": "{trial}",
+                "figure": "sample grid",
+            },
         ),
         losses="results/{dataset}/trial{trial}/cyclegan/losses.csv",
     log:
         "results/logs/{dataset}/trial{trial}/train_cyclegan.log",
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/train_cyclegan.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 8
+    resources:
+        gpu=1,
     params:
         settings=canonical(config["cyclegan"]),
         device=config["device"],
         seed=config["seed"],
-    threads: 8
-    resources:
-        gpu=1,
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/train_cyclegan.py"
 
@@ -40,14 +44,14 @@ rule build_cache:
         "results/logs/{dataset}/trial{trial}/build_cache.log",
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/build_cache.tsv"
-    params:
-        settings=canonical(config["cache"]),
-        device=config["device"],
+    conda:
+        "../../envs/torch.yaml"
     threads: 8
     resources:
         gpu=1,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        settings=canonical(config["cache"]),
+        device=config["device"],
     script:
         "../scripts/build_cache.py"
 
@@ -61,16 +65,16 @@ rule train_cyclegan_pairs:
         "results/logs/fidelity/train_cyclegan_pairs.log",
     benchmark:
         "results/benchmarks/fidelity/train_cyclegan_pairs.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 8
+    resources:
+        gpu=1,
     params:
         root=config["conversion_fidelity"]["root"],
         settings=canonical(config["cyclegan"]),
         device=config["device"],
         seed=config["seed"],
-    threads: 8
-    resources:
-        gpu=1,
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/train_cyclegan_pairs.py"
 
@@ -89,14 +93,14 @@ rule conversion_fidelity:
         "results/logs/fidelity/conversion_fidelity.log",
     benchmark:
         "results/benchmarks/fidelity/conversion_fidelity.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 8
+    resources:
+        gpu=1,
     params:
         root=config["conversion_fidelity"]["root"],
         image_size=config["cyclegan"]["image_size"],
         device=config["device"],
-    threads: 8
-    resources:
-        gpu=1,
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/conversion_fidelity.py"

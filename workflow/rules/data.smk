@@ -1,5 +1,6 @@
 # Datasets: the built-in demo, the manifest of a native layout, per-trial splits.
 
+
 rule make_demo:
     output:
         root=directory("results/{dataset}/demo_data"),
@@ -7,12 +8,12 @@ rule make_demo:
         "results/logs/{dataset}/make_demo.log",
     benchmark:
         "results/benchmarks/{dataset}/make_demo.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 8  # rendering processes (same bytes for any number)
     params:
         options=lambda wc: canonical(DATASETS[wc.dataset]["demo"]),
         seed=config["seed"],
-    threads: 8  # rendering processes (same bytes for any number)
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/make_demo.py"
 
@@ -27,14 +28,14 @@ rule index_dataset:
         "results/logs/{dataset}/index_dataset.log",
     benchmark:
         "results/benchmarks/{dataset}/index_dataset.tsv"
+    conda:
+        "../../envs/torch.yaml"
     params:
         format=lambda wc: dataset_format(wc.dataset),
         root=lambda wc: dataset_root(wc.dataset),
         train_id_lists=lambda wc: DATASETS[wc.dataset]["train_id_lists"],
         verify_images=lambda wc: DATASETS[wc.dataset]["verify_images"],
         images=index_dataset_images,
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/index_dataset.py"
 
@@ -48,10 +49,10 @@ rule make_splits:
         "results/logs/{dataset}/trial{trial}/make_splits.log",
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/make_splits.tsv"
+    conda:
+        "../../envs/torch.yaml"
     params:
         format=lambda wc: dataset_format(wc.dataset),
         root=lambda wc: dataset_root(wc.dataset),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/make_splits.py"

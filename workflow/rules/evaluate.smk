@@ -10,12 +10,12 @@ rule evaluate:
         "results/logs/{dataset}/trial{trial}/{method}/evaluate.log",
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/{method}/evaluate.tsv"
-    threads: 2  # rank_metrics ranks blocks of queries on up to 4 threads
     priority: method_priority
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2  # rank_metrics ranks blocks of queries on up to 4 threads
     params:
         format=lambda wc: dataset_format(wc.dataset),
         settings=canonical(config["evaluation"]),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/evaluate.py"

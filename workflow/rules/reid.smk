@@ -9,48 +9,57 @@ for _family in TRAINED_FAMILIES:
     rule:
         name:
             f"train_{_family}"
-        wildcard_constraints:
-            method="|".join(family_methods(_family)),
         input:
             unpack(train_input),
         output:
-            model="results/{dataset}/trial{trial}/{method}/model.pt",
-            losses="results/{dataset}/trial{trial}/{method}/losses.csv",
-            curve=report(
-                "results/{dataset}/trial{trial}/{method}/losses.png",
-                caption="../report/loss_curves.rst",
-                category="Training",
-                labels={"dataset": "{dataset}", "trial": "{trial}", "method": "{method}"},
-            ),
-            curve_pdf="results/{dataset}/trial{trial}/{method}/losses.pdf",
             # figures of this family's own (e.g. AlignGAN's RGB -> fake IR sample grid)
             **{
                 name: report(
                     f"results/{{dataset}}/trial{{trial}}/{{method}}/{filename}",
                     caption="../report/method_figures.rst",
                     category="Training",
-                    labels={"dataset": "{dataset}", "trial": "{trial}", "method": "{method}", "figure": name},
+                    labels={
+                        "dataset": "{dataset}",
+                        "trial": "{trial}",
+                        "method": "{method}",
+                        "figure": name,
+                    },
                 )
                 for name, filename in get_family(_family).figures.items()
             },
-        message:
-            f"train_{_family} {{wildcards.dataset}} trial {{wildcards.trial}} {{wildcards.method}}: {{params.budget}}"
+            model="results/{dataset}/trial{trial}/{method}/model.pt",
+            losses="results/{dataset}/trial{trial}/{method}/losses.csv",
+            curve=report(
+                "results/{dataset}/trial{trial}/{method}/losses.png",
+                caption="../report/loss_curves.rst",
+                category="Training",
+                labels={
+                    "dataset": "{dataset}",
+                    "trial": "{trial}",
+                    "method": "{method}",
+                },
+            ),
+            curve_pdf="results/{dataset}/trial{trial}/{method}/losses.pdf",
         log:
             f"results/logs/{{dataset}}/trial{{trial}}/{{method}}/train_{_family}.log",
         benchmark:
             f"results/benchmarks/{{dataset}}/trial{{trial}}/{{method}}/train_{_family}.tsv"
+        wildcard_constraints:
+            method="|".join(family_methods(_family)),
+        priority: method_priority
+        conda:
+            "../../envs/torch.yaml"
+        threads: 8
+        resources:
+            gpu=1,
         params:
             family=_family,
             settings=lambda wc: method_settings(wc.method),
             budget=lambda wc: training_budget(wc.method),
             device=config["device"],
             seed=config["seed"],
-        threads: 8
-        resources:
-            gpu=1,
-        priority: method_priority
-        conda:
-            "../../envs/torch.yaml"
+        message:
+            f"train_{_family} {{wildcards.dataset}} trial {{wildcards.trial}} {{wildcards.method}}: {{params.budget}}"
         script:
             "../scripts/train.py"
 
@@ -64,17 +73,17 @@ rule extract:
         "results/logs/{dataset}/trial{trial}/{method}/extract.log",
     benchmark:
         "results/benchmarks/{dataset}/trial{trial}/{method}/extract.tsv"
+    priority: method_priority
+    conda:
+        "../../envs/torch.yaml"
+    threads: 8
+    resources:
+        gpu=1,
     params:
         family=lambda wc: FAMILY_OF[wc.method].name,
         settings=lambda wc: extract_settings(wc.method),
         batch_size=config["extract"]["batch_size"],
         flip=config["extract"]["flip"],
         device=config["device"],
-    threads: 8
-    resources:
-        gpu=1,
-    priority: method_priority
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/extract.py"
