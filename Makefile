@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores all --workflow-profile workflow/profiles/default $(RUN_FLAGS)
+	$(BIN)/snakemake --cores all $(RUN_FLAGS)
 	@echo "Report: results/report/table.md"
 
 test: $(STAMP)

@@ -14,13 +14,19 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# Snakemake 9 applies the workflow profile beside the Snakefile (profiles/default: rerun-incomplete,
+# a gpu limit) to every run by itself; the tests' runs say what they want on their command line.
+NO_PROFILE = ("--workflow-profile", "none")
 # Workflow settings small enough for a 2-core CPU; the pipeline is the same as a full run.
 TINY = yaml.safe_load((REPO / "tests" / "workflow" / "tiny.yaml").read_text())
 
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's workflow with ``workdir`` as working directory; output captured."""
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    """Run the repository's workflow with ``workdir`` as working directory; output captured.
+
+    Without the default workflow profile unless ``args`` name a ``--workflow-profile``."""
+    profile = () if "--workflow-profile" in args else NO_PROFILE
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *profile, *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import pytest
 
-from conftest import REPO, SNAKEMAKE, run_snakemake
+from conftest import NO_PROFILE, REPO, SNAKEMAKE, run_snakemake
 from demo_runs import differences, finished_run, temporary_leftovers, write_demo_config
 
 pytestmark = pytest.mark.workflow
@@ -64,8 +64,8 @@ RESUMED = {
     "train_cyclegan": ("results/logs/demo/trial1/train_cyclegan.log", "resuming from iteration"),
     "train_reid": ("results/logs/demo/trial1/ce2l/train_reid.log", "resuming from epoch"),
 }
-# The workflow profile (workflow/profiles/default, which sets rerun-incomplete) is not found
-# from the root Snakefile, so the option a killed run needs is given here.
+# The tests' runs leave out the default workflow profile (profiles/default, which sets
+# rerun-incomplete; conftest.NO_PROFILE), so the option a killed run needs is given here.
 RUN = ("--cores", "2", "--rerun-incomplete")
 
 
@@ -88,7 +88,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def _run_until(workdir: Path, config: Path, stage: Stage, log: Path) -> bool:
     """Start the workflow and SIGKILL it once ``stage`` is under way; True if it was killed
     before the job finished (False: the run ended, or the job outran the poll)."""
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *NO_PROFILE,
            *RUN, "--configfile", str(config)]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

@@ -22,7 +22,7 @@ from conftest import REPO, TINY, planned_jobs, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
 STUB = Path(__file__).resolve().parent / "slurm_stubs" / "slurm_stub.py"
 SLURM_PROGRAMS = ["sbatch", "srun", "sacct", "squeue", "sacctmgr", "scontrol", "sinfo"]
 
@@ -111,7 +111,7 @@ def expected_cpu_request(resources: dict) -> dict[str, str]:
 
 def slurm_run(workdir: Path, config: Path, *args: str):
     return run_snakemake(
-        workdir, "--profile", str(PROFILE), "--configfile", str(config),
+        workdir, "--workflow-profile", str(PROFILE), "--configfile", str(config),
         # the plugin waits 40 s before its first status query by default
         "--slurm-init-seconds-before-status-checks", "1", *args,
         timeout=300,
@@ -127,9 +127,10 @@ def sample_config(workdir: Path, shared_data: Path) -> Path:
 
 def test_profile_dry_run_plans_every_stage(tmp_path, shared_data):
     config = sample_config(tmp_path, shared_data)
-    proc = run_snakemake(tmp_path, "-n", "--profile", str(PROFILE), "--configfile", str(config))
+    # As the README gives it: the Slurm profile in place of the default workflow profile.
+    proc = run_snakemake(tmp_path, "-n", "--workflow-profile", str(PROFILE), "--configfile", str(config))
     out = proc.stdout + proc.stderr
-    assert "Using profile" in out
+    assert f"workflow specific profile {PROFILE}" in out
     jobs = planned_jobs(proc)  # the Job stats table (rules with a message: print it instead of "rule x:")
     for rule in ["index_dataset", "make_splits", "train_cyclegan", "build_cache", "train_reid", "extract",
                  "evaluate", "report"]:
