@@ -190,3 +190,39 @@ def test_nearest_neighbour_rank1_skips_same_camera_images():
     assert nearest_neighbour_rank1(features, pid, camera, [3], [2, 4]) == 0.0
     assert nearest_neighbour_rank1(features, pid, camera, [5], [5]) == 0.0
     assert nearest_neighbour_rank1(features, pid, camera, [0, 3], [1, 2, 4]) == 0.5
+
+
+def test_rerank_adds_a_labelled_row_beside_each_plain_one():
+    from rgbir_reid.evaluation.metrics import rank_metrics
+    from rgbir_reid.evaluation.protocols import euclidean_distances
+    from rgbir_reid.evaluation.rerank import RerankSettings, rerank_distances
+
+    rng = np.random.default_rng(0)
+    pids = np.repeat(np.arange(6), 4)  # 6 identities x (2 visible + 2 thermal)
+    mods = np.tile([0, 0, 1, 1], 6)
+    feats = np.eye(6)[pids] + rng.normal(scale=0.6, size=(24, 6))
+    settings = RerankSettings(k1=4, k2=2, lam=0.3)
+    plain = evaluate_regdb(feats, pids, mods)
+    both = evaluate_regdb(feats, pids, mods, rerank=settings)
+    assert [r["rerank"] for r in both] == [False, True, False, True]
+    assert [r for r in both if not r["rerank"]] == plain
+    q, g = np.flatnonzero(mods == 0), np.flatnonzero(mods == 1)
+    d = rerank_distances(euclidean_distances(feats[q], feats[g]), euclidean_distances(feats[q], feats[q]),
+                         euclidean_distances(feats[g], feats[g]), settings)
+    expected = rank_metrics(d, pids[q], pids[g], np.zeros(len(q)), np.ones(len(g)), protocol="regdb")
+    assert both[1]["mAP"] == expected.mAP and both[1]["cmc"] == expected.cmc.tolist()
+    assert both[1]["chance_mAP"] == both[0]["chance_mAP"]  # the same gallery
+
+
+def test_sysu_rerank_rows_through_the_settings():
+    from rgbir_reid.evaluation.rerank import RerankSettings
+
+    files = sorted(p for p in SAMPLE_DIR.glob("cam*/000[45]/*.jpg"))
+    cams = np.array([int(p.parts[-3][3:]) for p in files])
+    pids = np.array([int(p.parts[-2]) for p in files])
+    feats = np.eye(8)[pids].astype(np.float32)
+    settings = EvaluationSettings(sysu_modes=("all-search/single-shot",), sysu_sampler="seeded", sysu_n_trials=2,
+                                  rerank=RerankSettings(k1=3, k2=1))
+    rows = evaluate_features(feats, pids, cams, np.zeros(len(pids)), [str(p) for p in files], dataset_format="sysu_mm01", settings=settings)
+    assert [(r["gallery_trial"], r["rerank"]) for r in rows] == [(0, False), (0, True), (1, False), (1, True)]
+    assert all(r["rank1"] == 1.0 for r in rows)  # identities told apart perfectly either way

@@ -204,3 +204,13 @@ def test_bad_shapes_and_values_are_refused():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         rerank_distances(bad, q_q, g_g)
+
+
+def test_duplicate_features_keep_each_point_in_its_own_set():
+    # Three copies of one feature: every point must still be its own first neighbour, so every
+    # weight row has mass and no distance is NaN.
+    f = np.array([[0.0], [0.0], [0.0], [1.0], [1.0]])
+    got = rerank_distances(*blocks(f[:2], f[2:]), RerankSettings(k1=1, k2=1))
+    assert np.isfinite(got).all()
+    d = original_distance(*blocks(f[:2], f[2:]))
+    assert k_reciprocal_neighbours(d, 1).diagonal().all()

@@ -35,6 +35,11 @@ L2-normalised features, for which the ranking equals the cosine-similarity ranki
 RegDB (Nguyen et al., Sensors 2017; protocol of Ye et al., AAAI 2018): in each of its 10
 trials, every visible test image queries the thermal test images (visible->thermal) and the
 reverse (thermal->visible); no camera removal, plain CMC.
+
+Re-ranking (opt-in, ``rerank=`` :class:`~rgbir_reid.evaluation.rerank.RerankSettings`): each
+evaluation is done twice, on the Euclidean distances and on the k-reciprocal re-ranked ones
+(Zhong et al., CVPR 2017; :func:`~rgbir_reid.evaluation.rerank.rerank_distances`, computed on
+the queries and the gallery of that evaluation); every row says which in its ``rerank`` key.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import scipy.io
 
 from rgbir_reid.data.records import DatasetFormatError
 from rgbir_reid.evaluation.metrics import REGDB, SYSU_MM01, ChanceMetrics, RankMetrics, chance_metrics, rank_metrics
+from rgbir_reid.evaluation.rerank import RerankSettings, rerank_distances
 
 SYSU_SEARCH_CAMERAS = {"all-search": (1, 2, 4, 5), "indoor-search": (1, 2)}
 SYSU_VISIBLE_CAMERAS = SYSU_SEARCH_CAMERAS["all-search"]  # all-search searches every RGB camera
@@ -80,6 +86,8 @@ class EvaluationSettings:
             module docstring.
         regdb_directions: RegDB query->gallery directions.
         max_rank: CMC length.
+        rerank: k-reciprocal re-ranking settings; when set, every evaluation also yields a
+            re-ranked row (``rerank: True``). None (the default): plain rows only.
     """
 
     sysu_modes: tuple[str, ...] = SYSU_MODES
@@ -89,6 +97,7 @@ class EvaluationSettings:
     sysu_indoor_id_file: str | None = None
     regdb_directions: tuple[str, ...] = (VISIBLE_TO_THERMAL, THERMAL_TO_VISIBLE)
     max_rank: int = 20
+    rerank: RerankSettings | None = None
 
 
 # --------------------------------------------------------------------------- SYSU-MM01 files
@@ -354,15 +363,18 @@ def nearest_neighbour_rank1(features: np.ndarray, pid: np.ndarray, camera: np.nd
 
 
 def metrics_row(
-    result: RankMetrics, chance: ChanceMetrics, *, dataset_format: str, protocol: str, mode: str, gallery_trial: int, n_gallery: int
+    result: RankMetrics, chance: ChanceMetrics, *, dataset_format: str, protocol: str, mode: str, gallery_trial: int, n_gallery: int,
+    rerank: bool = False,
 ) -> dict:
     """The row dict of one evaluation (fractions in [0, 1]); ``rankK`` is None when K > max_rank.
 
     ``chance_rank1``, ``chance_mAP``, ``chance_mINP``: the same metrics expected from a uniformly
     random ranking of this query/gallery split (:func:`chance_metrics`), over the same queries.
+    ``rerank``: whether the distances were k-reciprocal re-ranked.
     """
     cmc = [float(x) for x in result.cmc]
-    row = {"dataset_format": dataset_format, "protocol": protocol, "mode": mode, "gallery_trial": int(gallery_trial)}
+    row = {"dataset_format": dataset_format, "protocol": protocol, "mode": mode, "gallery_trial": int(gallery_trial),
+           "rerank": bool(rerank)}
     for k in RANK_KEYS:
         row[f"rank{k}"] = cmc[k - 1] if k <= len(cmc) else None
     row.update(
@@ -391,6 +403,7 @@ def evaluate_sysu_mm01(
     rand_perm_file: str | Path | None = None,
     indoor_ids: Iterable[int] | None = None,
     max_rank: int = 20,
+    rerank: RerankSettings | None = None,
 ) -> list[dict]:
     """SYSU-MM01 evaluation of the test features of one training trial.
 
@@ -405,6 +418,8 @@ def evaluate_sysu_mm01(
         rand_perm_file: path of ``rand_perm_cam.mat``.
         indoor_ids: identities to keep for indoor-search (``test_id_indoor.mat``); None = all.
         max_rank: CMC length.
+        rerank: when set, each (mode, gallery trial) also gets a row on the k-reciprocal re-ranked
+            distances of its queries and gallery (``rerank: True``), right after its plain row.
 
     Returns:
         One row per (mode, gallery trial), see :func:`metrics_row`; ``protocol`` reads e.g.
@@ -452,13 +467,18 @@ def evaluate_sysu_mm01(
         protocol = f"sysu_mm01 {search} {shot} {sampler}" + (" indoor-ids" if ids is not None else "")
         # Folders and their rand_perm_cam check do not depend on the trial: built once per mode.
         gallery = _gallery_folders(cams, pids, positions, mode=mode, rand_perm=rand_perm, ids=ids)
+        q_q = None if rerank is None else euclidean_distances(features[q_rows], features[q_rows])
         for t in range(n_trials):
             g_rows = _pick_gallery(gallery, t)
             d = dist[np.ix_(q_sel, rgb_col[g_rows])]
             split = (pids[q_rows], pids[g_rows], cams[q_rows], cams[g_rows])
-            res = rank_metrics(d, *split, protocol=SYSU_MM01, max_rank=max_rank)
             chance = chance_metrics(*split, protocol=SYSU_MM01)
-            rows.append(metrics_row(res, chance, dataset_format=SYSU_MM01, protocol=protocol, mode=mode, gallery_trial=t, n_gallery=len(g_rows)))
+            named = dict(dataset_format=SYSU_MM01, protocol=protocol, mode=mode, gallery_trial=t, n_gallery=len(g_rows))
+            res = rank_metrics(d, *split, protocol=SYSU_MM01, max_rank=max_rank)
+            rows.append(metrics_row(res, chance, **named))
+            if rerank is not None:
+                d_re = rerank_distances(d, q_q, euclidean_distances(features[g_rows], features[g_rows]), rerank)
+                rows.append(metrics_row(rank_metrics(d_re, *split, protocol=SYSU_MM01, max_rank=max_rank), chance, **named, rerank=True))
     return rows
 
 
@@ -469,12 +489,14 @@ def evaluate_regdb(
     *,
     directions: Sequence[str] = (VISIBLE_TO_THERMAL, THERMAL_TO_VISIBLE),
     max_rank: int = 20,
+    rerank: RerankSettings | None = None,
 ) -> list[dict]:
     """RegDB evaluation of the test features of one trial, in each query->gallery direction.
 
     Args:
         features: float ``[N, D]``; pids int ``[N]``; modalities int ``[N]`` (0 visible, 1 thermal).
         directions: among ``"visible->thermal"``, ``"thermal->visible"``.
+        rerank: when set, each direction also gets a re-ranked row (``rerank: True``).
 
     Returns:
         One row per direction (``gallery_trial`` 0; ``protocol`` ``"regdb visible->thermal"``...).
@@ -501,7 +523,12 @@ def evaluate_regdb(
         # RegDB has one camera per modality; cameras only matter to the SYSU-MM01 rule.
         split = (pids[q], pids[g], np.zeros(len(q)), np.ones(len(g)))
         res = rank_metrics(d, *split, protocol=REGDB, max_rank=max_rank)
-        rows.append(metrics_row(res, chance_metrics(*split, protocol=REGDB), dataset_format=REGDB, protocol=f"regdb {direction}", mode=direction, gallery_trial=0, n_gallery=len(g)))
+        chance = chance_metrics(*split, protocol=REGDB)
+        named = dict(dataset_format=REGDB, protocol=f"regdb {direction}", mode=direction, gallery_trial=0, n_gallery=len(g))
+        rows.append(metrics_row(res, chance, **named))
+        if rerank is not None:
+            d_re = rerank_distances(d, euclidean_distances(features[q], features[q]), euclidean_distances(features[g], features[g]), rerank)
+            rows.append(metrics_row(rank_metrics(d_re, *split, protocol=REGDB, max_rank=max_rank), chance, **named, rerank=True))
     return rows
 
 
@@ -539,7 +566,9 @@ def evaluate_features(
             rand_perm_file=settings.sysu_rand_perm_file,
             indoor_ids=indoor,
             max_rank=settings.max_rank,
+            rerank=settings.rerank,
         )
     if dataset_format == REGDB:
-        return evaluate_regdb(features, pids, modalities, directions=settings.regdb_directions, max_rank=settings.max_rank)
+        return evaluate_regdb(features, pids, modalities, directions=settings.regdb_directions, max_rank=settings.max_rank,
+                              rerank=settings.rerank)
     raise ValueError(f"unknown dataset_format {dataset_format!r}; expected {SYSU_MM01!r} or {REGDB!r}")

@@ -6,8 +6,9 @@ Opt-in (``evaluation.rerank``); re-ranked results are always labelled ``+rerank`
 All queries and gallery images form one set of ``N = Q + G`` points, with the pairwise distance
 ``d``. The steps, with the paper's equations:
 
-1. ``N(p, k)``: the ``k + 1`` nearest points of ``p`` in ``d`` (``p`` itself first, at distance 0);
-   the official code takes ``k + 1`` so that ``k`` neighbours other than ``p`` remain.
+1. ``N(p, k)``: the ``k + 1`` nearest points of ``p`` in ``d``, ``p`` itself first (also where
+   duplicate features put another point at distance 0; the official code's plain argsort may
+   then leave ``p`` out of its own set); ``k + 1`` so that ``k`` neighbours other than ``p`` remain.
 2. k-reciprocal neighbours (eq. 4): ``R(p, k) = {g in N(p, k) : p in N(g, k)}``.
 3. Expansion (eq. 6): ``R*(p, k1) = R(p, k1) ∪ R(q, k1/2)`` for each ``q in R(p, k1)`` whose
    ``R(q, k1/2)`` shares more than 2/3 of its points with ``R(p, k1)``
@@ -74,10 +75,11 @@ def _check_square(dist: np.ndarray, name: str = "dist") -> np.ndarray:
 def nearest(dist: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``min(k + 1, N)`` nearest points of each row, nearest first: int64 ``[N, k+1]``.
 
-    Ties keep column order (a stable sort), so on a distance matrix with a zero diagonal and no
-    other zero, each point comes first in its own list.
+    Each point comes first in its own list, even where another point is at distance 0 from it
+    (duplicate features); other ties keep column order (a stable sort).
     """
-    dist = _check_square(dist)
+    dist = _check_square(dist).copy()
+    np.fill_diagonal(dist, -np.inf)
     return np.argsort(dist, axis=1, kind="stable")[:, : min(k + 1, dist.shape[0])]
 
 
