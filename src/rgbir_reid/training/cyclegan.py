@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -167,6 +167,71 @@ def _resume_mismatch(ckpt: dict, learnt: dict, seed: int, fingerprint: str) -> s
     if ckpt.get("data") != fingerprint:
         reasons.append("the training images differ")
     return ", ".join(reasons)
+
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+ImageFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def cycle_generator_terms(
+    g_rgb2ir: ImageFn,
+    g_ir2rgb: ImageFn,
+    score_ir: ScoreFn,
+    score_rgb: ScoreFn,
+    real_rgb: torch.Tensor,
+    real_ir: torch.Tensor,
+    *,
+    identity: bool = True,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The unweighted generator terms of one CycleGAN step, both directions (paper Eq. 1-3, Sec. 5.2).
+
+    The one implementation of the CycleGAN generator objective in the library: :func:`train_cyclegan`
+    and AlignGAN's pixel module (:mod:`rgbir_reid.training.aligngan_loop`, whose official warm-up
+    is a CycleGAN training with extra task terms) both call it, with their own discriminators.
+
+    Terms (each a scalar): ``G_gan_ir = mean((score_ir(G_rgb2ir(rgb)) - 1)^2)``, ``G_gan_rgb``
+    likewise through ``score_rgb(G_ir2rgb(ir))`` (least-squares GAN); ``cycle_rgb = |G_ir2rgb(
+    G_rgb2ir(rgb)) - rgb|_1`` and ``cycle_ir`` (means); ``idt_rgb = |G_ir2rgb(rgb) - rgb|_1`` and
+    ``idt_ir = |G_rgb2ir(ir) - ir|_1`` (zero tensors when ``identity`` is false: the identity
+    images are then not computed). Weighting: :func:`cycle_generator_loss`.
+
+    Args:
+        g_rgb2ir, g_ir2rgb: image ``[N, 3, H, W]`` in [-1, 1] -> image of the same shape.
+        score_ir, score_rgb: fake infrared / visible image -> discriminator scores (any shape);
+            the caller freezes the discriminators' parameters if they must get no gradient.
+        real_rgb, real_ir: ``[N, 3, H, W]`` in [-1, 1] (the two ``N`` may differ).
+        identity: compute the identity terms.
+
+    Returns:
+        ``(terms, fake_rgb, fake_ir)`` with ``fake_rgb = G_ir2rgb(real_ir)``, ``fake_ir = G_rgb2ir(real_rgb)``
+        (not detached).
+    """
+    fake_ir, fake_rgb = g_rgb2ir(real_rgb), g_ir2rgb(real_ir)
+    terms = {
+        "G_gan_ir": lsgan_generator_loss(score_ir(fake_ir)),
+        "G_gan_rgb": lsgan_generator_loss(score_rgb(fake_rgb)),
+        "cycle_rgb": cycle_consistency_loss(real_rgb, g_ir2rgb(fake_ir)),
+        "cycle_ir": cycle_consistency_loss(real_ir, g_rgb2ir(fake_rgb)),
+    }
+    if identity:
+        terms["idt_rgb"] = identity_loss(real_rgb, g_ir2rgb(real_rgb))
+        terms["idt_ir"] = identity_loss(real_ir, g_rgb2ir(real_ir))
+    else:
+        terms["idt_rgb"] = terms["idt_ir"] = real_rgb.new_zeros(())
+    return terms, fake_rgb, fake_ir
+
+
+def cycle_generator_loss(terms: dict[str, torch.Tensor], lambda_cycle: float, lambda_identity: float) -> torch.Tensor:
+    """``G_gan_ir + G_gan_rgb + lambda_cycle (cycle_rgb + cycle_ir) + lambda_identity (idt_rgb + idt_ir)``.
+
+    ``lambda_identity`` is the *absolute* weight (CycleGAN's settings give it relative to
+    ``lambda_cycle``: 0.5 x 10 = 5). ``terms``: from :func:`cycle_generator_terms`.
+    """
+    return (
+        terms["G_gan_ir"] + terms["G_gan_rgb"]
+        + lambda_cycle * (terms["cycle_rgb"] + terms["cycle_ir"])
+        + lambda_identity * (terms["idt_rgb"] + terms["idt_ir"])
+    )  # fmt: skip
 
 
 def lr_factor(iteration: int, iterations: int, decay_iterations: int) -> float:
@@ -363,7 +428,6 @@ def train_cyclegan(
     nets.train()
     g_rgb2ir, g_ir2rgb = nets["G_rgb2ir"], nets["G_ir2rgb"]
     d_ir, d_rgb = nets["D_ir"], nets["D_rgb"]
-    no_identity = torch.zeros((), device=device)
     for it, (real_rgb, real_ir) in enumerate(loader, start=start):
         real_rgb = real_rgb.to(device, non_blocking=True)
         real_ir = real_ir.to(device, non_blocking=True)
@@ -371,23 +435,9 @@ def train_cyclegan(
         # Generators: D frozen so its parameters collect no gradient from G's loss.
         for d in discs:
             d.requires_grad_(False)
-        fake_ir, fake_rgb = g_rgb2ir(real_rgb), g_ir2rgb(real_ir)
-        terms = {
-            "G_gan_ir": lsgan_generator_loss(d_ir(fake_ir)),
-            "G_gan_rgb": lsgan_generator_loss(d_rgb(fake_rgb)),
-            "cycle_rgb": cycle_consistency_loss(real_rgb, g_ir2rgb(fake_ir)),
-            "cycle_ir": cycle_consistency_loss(real_ir, g_rgb2ir(fake_rgb)),
-        }
-        if lam_i > 0:
-            terms["idt_rgb"] = identity_loss(real_rgb, g_ir2rgb(real_rgb))
-            terms["idt_ir"] = identity_loss(real_ir, g_rgb2ir(real_ir))
-        else:
-            terms["idt_rgb"] = terms["idt_ir"] = no_identity
-        loss_g = (
-            terms["G_gan_ir"] + terms["G_gan_rgb"]
-            + lam_c * (terms["cycle_rgb"] + terms["cycle_ir"])
-            + lam_i * (terms["idt_rgb"] + terms["idt_ir"])
-        )  # fmt: skip
+        terms, fake_rgb, fake_ir = cycle_generator_terms(g_rgb2ir, g_ir2rgb, d_ir, d_rgb, real_rgb, real_ir,
+                                                         identity=lam_i > 0)
+        loss_g = cycle_generator_loss(terms, lam_c, lam_i)
         terms["G_total"] = loss_g
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
