@@ -1,0 +1,528 @@
+"""GPU check: the speed and peak GPU memory of every training stage at the paper configs' sizes, and the full run's time.
+
+For each training stage of a paper config (default ``workflow/configs/sysu_mm01.yaml``), read
+and validated as the workflow reads it (the schema fills in the defaults; methods get their
+family's section with their own keys over it), this runs the library's own training function
+for a few hundred iterations on synthetic data of the configured sizes:
+
+* ``train_cyclegan``: :func:`rgbir_reid.training.cyclegan.train_cyclegan` (256x256, batch 1,
+  9 residual blocks in the paper configs), on synthetic JPEG files;
+* ``train_reid <method>``: :func:`rgbir_reid.training.reid.train_reid` for every ``reid``-family
+  method (CE²L and BDTR: two-stream AlexNet at 227x227; Wu et al.'s baselines: ResNet-50 at
+  256x128), on a synthetic HDF5 cache of real and "converted" rows;
+* ``train_aligngan <method> / <stage>``: :func:`rgbir_reid.training.aligngan.train_aligngan`,
+  each of its three stages (feature warm-up, pixel warm-up, joint) at the official sizes and
+  batches, on the same cache;
+
+with AMP, channels-last, loader workers and batch shapes as configured. Only the lengths are
+changed (and ``pretrained: none``: a GPU machine may not reach the ImageNet weights, and the
+initial weights do not change the speed). It prints a table with, per stage, the seconds per
+iteration and images per second after ``--warmup`` iterations, the peak GPU memory
+(``torch.cuda.max_memory_allocated``), and the estimated time of the full paper run: seconds
+per iteration x the config's iterations (CycleGAN ``iterations``; re-ID ``epochs`` x steps per
+epoch over the dataset's training set; AlignGAN's stage lengths), plus the measured cost of
+the periodic checkpoints where it can be separated (re-ID: per epoch; AlignGAN: per
+``checkpoint_every``).
+
+How the iterations are timed, without changing the library:
+
+* CycleGAN: its loop logs one line every ``log_every`` iterations after reading its loss sums
+  back from the device (a synchronisation); with ``log_every = warmup`` the time between the
+  lines of iteration ``warmup`` and of the last one covers the timed iterations.
+* re-ID: three epochs of ``ceil(iterations / 2)`` steps; the first is the warm-up, and the
+  other two give the loop's own per-epoch images/s (its ``losses.csv`` column; each step copies
+  its labels to the device, which synchronises). Their ``on_epoch_end`` times give the
+  per-epoch overhead (checkpoint and loss table).
+* AlignGAN: ``on_iteration_end`` is called after every iteration once its loss terms are read
+  back as floats (a synchronisation); each stage runs ``warmup + iterations`` iterations and the
+  last ``iterations`` are timed. The joint stage runs one more, which writes the checkpoint: its
+  extra time is the cost of one checkpoint.
+
+Training-set sizes for the re-ID epochs (one trial): SYSU-MM01 22,258 visible and 11,909
+thermal images of 395 identities (training + validation ids, as the published baselines use
+them; the counts of Wu et al. 2017 and later work); RegDB 2,060 + 2,060 images of 206
+identities (half of 412 identities x 10 images per modality, Nguyen et al. 2017). Converted
+sets double the rows (one conversion per real image).
+
+Not measured: image decoding from the real dataset (CycleGAN decodes synthetic JPEGs of
+288x144; the synthetic cache is small enough to be read into memory, as caches of at most
+1 GiB are, while the real SYSU-MM01 cache, 13 GB, is read from disk), the cache build,
+extraction and evaluation, and CycleGAN's checkpoints (every ``checkpoint_every``).
+
+On a CPU (or with ``--tiny``) the same code runs at tiny sizes (small networks, 32x16 to 64x32
+pixels) and a handful of iterations, in seconds: it checks that the script still runs
+(``tests/benchmarks/test_gpu_check.py``); its figures say nothing about the GPU.
+
+Run::
+
+    .venv/bin/python benchmarks/gpu_check.py --json /tmp/gpu_check.json      # ~3-5 min on one GPU
+    .venv/bin/python benchmarks/gpu_check.py --iterations 50 --only ce2l aligngan
+    .venv/bin/python benchmarks/gpu_check.py --device cpu                     # tiny, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))  # runs from a plain checkout too (no install needed)
+
+from rgbir_reid.config import settings_from  # noqa: E402
+from rgbir_reid.data.cache import write_cache  # noqa: E402
+from rgbir_reid.data.records import KIND_REAL, MODALITY_CODE, THERMAL, TRAIN_SETS, VISIBLE, ImageRecord  # noqa: E402
+from rgbir_reid.data.samplers import CrossModalityIdentitySampler  # noqa: E402
+from rgbir_reid.device import resolve_device  # noqa: E402
+from rgbir_reid.methods import get_family, method_settings  # noqa: E402
+from rgbir_reid.training.aligngan import STAGES, AlignGANSettings, train_aligngan  # noqa: E402
+from rgbir_reid.training.cyclegan import CycleGANSettings, train_cyclegan  # noqa: E402
+from rgbir_reid.training.reid import train_reid  # noqa: E402
+from rgbir_reid.training.reid_settings import ReidSettings  # noqa: E402
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = REPO / "workflow" / "configs" / "sysu_mm01.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSet:
+    """Real training images of one trial of a dataset format (sources in the module docstring)."""
+
+    identities: int
+    visible: int
+    thermal: int
+
+
+TRAINING_SETS = {
+    "sysu_mm01": TrainingSet(identities=395, visible=22_258, thermal=11_909),
+    "regdb": TrainingSet(identities=206, visible=2_060, thermal=2_060),
+}
+
+# Synthetic source images (a person crop's 2:1 shape) and the cache's converted rows (content
+# does not matter for speed; the shapes do).
+SOURCE_SIZE = (288, 144)
+CONVERTERS = {"rgb2ir": lambda x: 255 - x, "ir2rgb": lambda x: 255 - x}
+
+# --tiny: the same code on small networks and images (each replaces settings of the paper config).
+TINY_CYCLEGAN = dict(image_size=(32, 32), ngf=4, ndf=4, n_blocks=1, sample_count=1, num_workers=0)
+TINY_REID = dict(pretrained="none", embedding_dim=16, image_size=(32, 16), crop_size=(32, 16), crop_padding=2,
+                 num_workers=0)
+TINY_ALIGNGAN = dict(backbone="shufflenet_v2_x0_5", ngf=4, n_blocks=1, ndf=4, bottleneck_dim=8, embedding_dim=8,
+                     image_size=(64, 32), reid_size=(32, 16), gan_identities=2, gan_instances=2, ide_identities=2,
+                     ide_instances=2)
+TINY_CACHE_SIZE = (64, 32)
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the table: a training stage's measured speed and its full-run estimate."""
+
+    stage: str
+    family: str
+    method: str
+    input_size: str
+    amp: str
+    images_per_iteration: int
+    timed_iterations: int
+    seconds_per_iteration: float
+    peak_memory_mib: float | None
+    reserved_memory_mib: float | None
+    paper_iterations: int
+    paper_iterations_note: str
+    overhead_seconds: float = 0.0  # measured periodic costs (checkpoints) over the full run
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_per_iteration / self.seconds_per_iteration
+
+    @property
+    def estimated_seconds(self) -> float:
+        return self.paper_iterations * self.seconds_per_iteration + self.overhead_seconds
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "images_per_second": self.images_per_second,
+                "estimated_seconds": self.estimated_seconds, "estimated_hours": self.estimated_seconds / 3600}
+
+
+class GpuMemory:
+    """Peak allocated / reserved CUDA memory since the last :meth:`reset`, in MiB (``None`` on CPU)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def reset(self) -> None:
+        if self.cuda:
+            self.sync()
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak(self) -> tuple[float | None, float | None]:
+        if not self.cuda:
+            return None, None
+        self.sync()
+        return (torch.cuda.max_memory_allocated(self.device) / 2**20,
+                torch.cuda.max_memory_reserved(self.device) / 2**20)
+
+
+class LogRecords(logging.Handler):
+    """Keeps the records a training loop logs (for their times and arguments); warnings also go to stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if record.levelno >= logging.WARNING:
+            print(f"  {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def stage_logger(name: str) -> tuple[logging.Logger, LogRecords]:
+    logger = logging.getLogger(f"gpu_check.{name}")
+    logger.handlers.clear()
+    handler = LogRecords()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger, handler
+
+
+def load_config(path: Path) -> dict:
+    """The config at ``path`` validated against the workflow's schema, defaults filled in (as ``common.smk`` does).
+
+    Raises:
+        SystemExit: the file is missing, not YAML, or fails validation (the message names the file).
+    """
+    from snakemake.utils import validate
+
+    if not path.is_file():
+        sys.exit(f"--config {path}: no such file")
+    try:
+        config = yaml.safe_load(path.read_text())
+        validate(config, str(SCHEMA))
+    except Exception as e:  # yaml.YAMLError, snakemake's WorkflowError (names the bad key)
+        sys.exit(f"--config {path}: {e}")
+    return config
+
+
+def training_set_of(config: dict, path: Path) -> tuple[str, TrainingSet]:
+    """The format of the config's first dataset and its training-set size.
+
+    Raises:
+        SystemExit: no dataset, or a format without known training-set sizes (names the key).
+    """
+    for name, ds in config["datasets"].items():
+        if ds["format"] not in TRAINING_SETS:
+            sys.exit(f"--config {path}: datasets.{name}.format is {ds['format']!r}; the full-run estimates "
+                     f"know the training sets of {sorted(TRAINING_SETS)}")
+        return ds["format"], TRAINING_SETS[ds["format"]]
+    sys.exit(f"--config {path}: no datasets")
+
+
+def write_images(folder: Path, identities: int, per_modality: int, seed: int = 0) -> list[ImageRecord]:
+    """``per_modality`` visible (camera 1) and thermal (camera 3, grey) JPEG files per identity, of :data:`SOURCE_SIZE`."""
+    rng = np.random.default_rng(seed)
+    h, w = SOURCE_SIZE
+    records = []
+    for pid in range(1, identities + 1):
+        for modality, camera in ((VISIBLE, 1), (THERMAL, 3)):
+            for k in range(per_modality):
+                small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+                if modality == THERMAL:
+                    small[:] = small.mean(axis=2, keepdims=True).astype(np.uint8)
+                path = folder / f"cam{camera}" / f"{pid:04d}" / f"{k:04d}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(small).resize((w, h), Image.BILINEAR).save(path, quality=90)
+                records.append(ImageRecord(str(path), pid, camera, modality, "train"))
+    return records
+
+
+def paper_sampler(settings: ReidSettings, training_set: TrainingSet) -> CrossModalityIdentitySampler:
+    """The re-ID training's sampler over the dataset's training rows of ``settings.train_sets``:
+    its ``len`` is the steps of one epoch (one pass over the rows unless ``batches_per_epoch`` is
+    set) and its ``batch_size`` the images per step, as the training counts them.
+
+    Rows are spread evenly over the identities (the counts depend only on the number of rows).
+    A set's rows come from the visible images (real visible, converted RGB->IR) or the thermal ones.
+    """
+    pids, modalities, converted = [], [], []
+    for name in settings.train_sets:
+        kind, modality = TRAIN_SETS[name]
+        from_visible = (kind == KIND_REAL) == (modality == MODALITY_CODE[VISIBLE])
+        n = training_set.visible if from_visible else training_set.thermal
+        pids.append(np.arange(n) % training_set.identities)
+        modalities.append(np.full(n, modality))
+        converted.append(np.full(n, kind != KIND_REAL))
+    k = settings.num_instances
+    return CrossModalityIdentitySampler(
+        np.concatenate(pids), np.concatenate(modalities), num_identities=settings.num_identities,
+        num_instances=k, seed=0, batches_per_epoch=settings.batches_per_epoch, converted=np.concatenate(converted),
+        num_converted_instances=k if settings.num_converted_instances is None else settings.num_converted_instances,
+    )
+
+
+def size_text(size: Sequence[int]) -> str:
+    return "x".join(str(int(v)) for v in size)
+
+
+def run_cyclegan(config: dict, records: list[ImageRecord], out: Path, device: torch.device, *, tiny: bool,
+                 warmup: int, iterations: int, memory: GpuMemory) -> list[Row]:
+    paper = settings_from(CycleGANSettings, config["cyclegan"], "cyclegan")
+    total = warmup + iterations
+    settings = dataclasses.replace(paper, **(TINY_CYCLEGAN if tiny else {}), iterations=total, log_every=warmup,
+                                   checkpoint_every=total)
+    logger, log = stage_logger("cyclegan")
+    memory.reset()
+    train_cyclegan([r.path for r in records if r.modality == VISIBLE], [r.path for r in records if r.modality == THERMAL],
+                   out / "cyclegan", settings, device=device, seed=0, logger=logger)
+    allocated, reserved = memory.peak()
+    # The loop's "iter <done>/<total> ..." lines: logged after its loss sums are read back from the device.
+    marks = {rec.args[0]: rec.created for rec in log.records
+             if isinstance(rec.msg, str) and rec.msg.startswith("iter ") and isinstance(rec.args, tuple)}
+    if warmup not in marks or total not in marks:
+        raise RuntimeError(f"train_cyclegan logged no 'iter N/M' line at iterations {warmup} and {total} "
+                           f"(got {sorted(marks)}): has its log line changed?")
+    return [Row(
+        stage="train_cyclegan", family="cyclegan", method="cyclegan", input_size=size_text(settings.image_size),
+        amp="none", images_per_iteration=2 * settings.batch_size, timed_iterations=iterations,
+        seconds_per_iteration=(marks[total] - marks[warmup]) / iterations, peak_memory_mib=allocated,
+        reserved_memory_mib=reserved, paper_iterations=paper.iterations,
+        paper_iterations_note=f"{paper.iterations} iterations",
+    )]
+
+
+def run_reid(method: str, settings_map: dict, cache: Path, out: Path, device: torch.device, *, tiny: bool,
+             iterations: int, training_set: TrainingSet, memory: GpuMemory) -> list[Row]:
+    section = f"methods.{method}"
+    paper = settings_from(ReidSettings, settings_map, section)
+    per_epoch = max(1, math.ceil(iterations / 2))
+    changes: dict[str, Any] = dict(pretrained="none", epochs=3, batches_per_epoch=per_epoch)
+    if tiny:
+        streams = paper.architecture.split("_stream_")[0]
+        changes.update(TINY_REID, architecture=f"{streams}_stream_shufflenet_v2_x0_5",
+                       num_identities=min(paper.num_identities, 2), num_instances=min(paper.num_instances, 2))
+    settings = dataclasses.replace(paper, **changes)
+    ended: dict[int, float] = {}
+
+    def on_epoch_end(epoch: int, row: dict) -> None:
+        memory.sync()
+        ended[epoch] = time.perf_counter()
+
+    logger, _ = stage_logger(f"reid.{method}")
+    memory.reset()
+    train_reid(cache, out / method, settings, device=device, seed=0, logger=logger, on_epoch_end=on_epoch_end)
+    allocated, reserved = memory.peak()
+    # The loop's own images/s of each timed epoch (its steps only), and what an epoch costs
+    # beyond its steps: the checkpoint and loss table written at its end.
+    history = pd.read_csv(out / method / "losses.csv")
+    timed = history[history["epoch"] > 1]
+    images_per_step = paper_sampler(settings, training_set).batch_size
+    seconds_per_step = float((images_per_step / timed["images_per_s"]).mean())
+    overhead = [ended[e] - ended[e - 1] - per_epoch * seconds_per_step for e in timed["epoch"]]
+    full = paper_sampler(paper, training_set)
+    steps = len(full)
+    return [Row(
+        stage=f"train_reid {method}", family="reid", method=method,
+        input_size=f"{size_text(settings.crop_size)} {settings.architecture}", amp=settings.amp if device.type == "cuda" else "none",
+        images_per_iteration=images_per_step, timed_iterations=len(timed) * per_epoch,
+        seconds_per_iteration=seconds_per_step, peak_memory_mib=allocated, reserved_memory_mib=reserved,
+        paper_iterations=paper.epochs * steps, paper_iterations_note=f"{paper.epochs} epochs x {steps} steps",
+        overhead_seconds=paper.epochs * max(0.0, float(np.mean(overhead))),
+    )]
+
+
+def run_aligngan(method: str, settings_map: dict, cache: Path, out: Path, device: torch.device, *, tiny: bool,
+                 warmup: int, iterations: int, memory: GpuMemory) -> list[Row]:
+    section = f"methods.{method}"
+    paper = settings_from(AlignGANSettings, settings_map, section)
+    n = warmup + iterations
+    # The joint stage's extra last iteration writes the (only) checkpoint: its cost is measured apart.
+    lengths = dict(feature_warmup_iterations=n, pixel_warmup_iterations=n, joint_iterations=n + 1)
+    settings = dataclasses.replace(paper, **(TINY_ALIGNGAN if tiny else {}), pretrained="none", **lengths,
+                                   log_every=n + 1, checkpoint_every=3 * n + 1)
+    total = settings.total_iterations
+    times: dict[int, float] = {}
+    peaks: dict[str, tuple[float | None, float | None]] = {}
+
+    def on_iteration_end(done: int, info: dict) -> None:
+        times[done] = time.perf_counter()
+        if done == total or settings.stage_of(done) != info["stage"]:  # the stage's last iteration
+            peaks[info["stage"]] = memory.peak()
+            memory.reset()
+
+    logger, _ = stage_logger(f"aligngan.{method}")
+    memory.reset()
+    times[0] = time.perf_counter()
+    train_aligngan(cache, out / method, settings, device=device, seed=0, logger=logger, on_iteration_end=on_iteration_end)
+
+    family = get_family("aligngan")
+    starts = {"feature_warmup": 0, "pixel_warmup": n, "joint": 2 * n}
+    seconds = {stage: (times[first + n] - times[first + warmup]) / iterations for stage, first in starts.items()}
+    checkpoint_seconds = max(0.0, times[total] - times[total - 1] - seconds["joint"])
+    rows = []
+    for stage in STAGES:
+        one = {k: 0 for k in lengths}
+        one[f"{stage}_iterations"] = 1
+        paper_iterations = getattr(paper, f"{stage}_iterations")
+        rows.append(Row(
+            stage=f"train_aligngan {method} / {stage}", family="aligngan", method=method,
+            input_size=f"{size_text(settings.image_size)} px, {size_text(settings.reid_size)} {settings.backbone}",
+            amp=settings.amp if device.type == "cuda" else "none",
+            # Images through the encoder per iteration of this stage, as the family counts its work.
+            images_per_iteration=family.work({**settings.to_dict(), **one}), timed_iterations=iterations,
+            seconds_per_iteration=seconds[stage], peak_memory_mib=peaks[stage][0], reserved_memory_mib=peaks[stage][1],
+            paper_iterations=paper_iterations, paper_iterations_note=f"{paper_iterations} iterations",
+            overhead_seconds=paper_iterations / paper.checkpoint_every * checkpoint_seconds,
+        ))
+    return rows
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The figures as a Markdown table, with one total line per method of several stages."""
+    lines = ["| stage | input | AMP | images/iter | s/iter | images/s | peak GPU MiB | paper run | est. full run |",
+             "|---|---|---|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        memory = "-" if r.peak_memory_mib is None else f"{r.peak_memory_mib:,.0f}"
+        lines.append(f"| {r.stage} | {r.input_size} | {r.amp} | {r.images_per_iteration} | {r.seconds_per_iteration:.4f} "
+                     f"| {r.images_per_second:,.1f} | {memory} | {r.paper_iterations_note} | {hours(r.estimated_seconds)} |")
+    for method in dict.fromkeys(r.method for r in rows):
+        of = [r for r in rows if r.method == method]
+        if len(of) > 1:
+            lines.append(f"| **{method} total** | | | | | | | | {hours(sum(r.estimated_seconds for r in of))} |")
+    return "\n".join(lines)
+
+
+RUNNERS = {"reid": run_reid, "aligngan": run_aligngan}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="a paper config (default: SYSU-MM01's)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes and a few iterations (forced on a CPU)")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="timed iterations per stage, after the warm-up (default 200; 2 with --tiny)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="iterations before the timed ones (default iterations/10, at least 1; re-ID: its first epoch)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only these: 'cyclegan' and/or method names of the config (default: every training stage)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--workdir", type=Path, help="keep the synthetic data and outputs here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+
+    try:
+        device = resolve_device(args.device)
+    except (ValueError, RuntimeError) as e:
+        sys.exit(f"--device {args.device}: {e}")
+    tiny = args.tiny or device.type != "cuda"
+    iterations = args.iterations if args.iterations is not None else (2 if tiny else 200)
+    warmup = args.warmup if args.warmup is not None else max(1, iterations // 10)
+    if iterations < 1 or warmup < 1:
+        sys.exit(f"--iterations and --warmup must be >= 1, got {iterations} and {warmup}")
+    config = load_config(args.config)
+    dataset_format, training_set = training_set_of(config, args.config)
+
+    # What to run: the CycleGAN, then every method of a family this script times, in config order.
+    trained = {m: e["family"] for m, e in config["methods"].items() if get_family(e["family"]).trains}
+    untimed = sorted(m for m, f in trained.items() if f not in RUNNERS)
+    plan = ["cyclegan", *(m for m, f in trained.items() if f in RUNNERS)]
+    if args.only:
+        unknown = sorted(set(args.only) - set(plan))
+        if unknown:
+            sys.exit(f"--only {' '.join(unknown)}: not a stage of {args.config}; choose from {' '.join(plan)}")
+        plan = [name for name in plan if name in args.only]
+
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    print(f"gpu_check: {args.config.name} ({dataset_format}), device {device}{f' ({gpu})' if gpu else ''}, "
+          f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.get_num_threads()} CPU threads; "
+          f"{'TINY sizes (a check that the script runs, not GPU figures); ' if tiny else ''}"
+          f"{warmup} warm-up + {iterations} timed iterations per stage")
+    if untimed:
+        print(f"not timed (no runner for their family here): {', '.join(untimed)}")
+
+    rows: list[Row] = []
+    failed: list[str] = []
+    memory = GpuMemory(device)
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        settings = {m: method_settings(config["methods"][m], config) for m in plan if m != "cyclegan"}
+        # Enough identities and images for every batch of the planned methods (tiny batches with --tiny).
+        if tiny:
+            need_ids, need_k = 2, 2
+        else:
+            need_ids = max([s.get("num_identities", 0) for s in settings.values()]
+                           + [max(s.get("gan_identities", 0), s.get("ide_identities", 0)) for s in settings.values()] + [2])
+            need_k = max([s.get("num_instances", 0) for s in settings.values()]
+                         + [max(s.get("gan_instances", 0), s.get("ide_instances", 0)) for s in settings.values()] + [1])
+        t0 = time.perf_counter()
+        records = write_images(work / "images", need_ids, need_k)
+        cache_size = TINY_CACHE_SIZE if tiny else tuple(config["cache"]["image_size"])
+        cache = write_cache(work / "cache.h5", records, cache_size, converters=CONVERTERS)
+        print(f"synthetic data: {need_ids} identities x {need_k} images per modality ({SOURCE_SIZE[0]}x{SOURCE_SIZE[1]} "
+              f"JPEG), cache {size_text(cache_size)} with converted rows, {time.perf_counter() - t0:.1f} s")
+        for name in plan:
+            t0 = time.perf_counter()
+            try:
+                if name == "cyclegan":
+                    new = run_cyclegan(config, records, work, device, tiny=tiny, warmup=warmup,
+                                       iterations=iterations, memory=memory)
+                elif trained[name] == "reid":
+                    new = run_reid(name, settings[name], cache, work, device, tiny=tiny, iterations=iterations,
+                                   training_set=training_set, memory=memory)
+                else:
+                    new = RUNNERS[trained[name]](name, settings[name], cache, work, device, tiny=tiny, warmup=warmup,
+                                                 iterations=iterations, memory=memory)
+            except Exception:  # e.g. out of GPU memory: report it and go on with the other stages
+                traceback.print_exc()
+                failed.append(name)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            rows += new
+            for r in new:
+                memory_text = "" if r.peak_memory_mib is None else f", peak {r.peak_memory_mib:,.0f} MiB"
+                print(f"  {r.stage}: {r.seconds_per_iteration:.4f} s/iter, {r.images_per_second:,.1f} images/s"
+                      f"{memory_text}", flush=True)
+            print(f"  ({name}: {time.perf_counter() - t0:.1f} s in all)", flush=True)
+
+    print()
+    print(format_table(rows))
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)} (tracebacks above)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "config": str(args.config), "dataset_format": dataset_format, "training_set": dataclasses.asdict(training_set),
+            "device": str(device), "gpu": gpu, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "tiny": tiny, "warmup": warmup, "iterations": iterations, "failed": failed,
+            "rows": [r.to_dict() for r in rows],
+        }, indent=2))
+        print(f"wrote {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
