@@ -31,6 +31,15 @@ weights: since one channel carries the whole grey image, that reproduces the pre
 layer's response to a grey image (our choice; the project notes recommend the mean, which
 scales the response by 1/3 and which the BN after conv1 would mostly absorb).
 
+**AGW / CAJ options** (:mod:`rgbir_reid.models.agw`): ``non_local=True`` inserts non-local
+blocks at AGW's places, ``pooling="gem"`` pools with GeM (p = 3), and ``head="bnneck"``
+replaces the embedding head by AGW's BN neck: pooled feature ``[N, F]`` -> ``BatchNorm1d``
+(bias frozen) -> bias-free ``Linear(F, C)``; in training the network then returns the pooled
+feature (what AGW's triplet loss sees), in eval mode the test feature ``test_feature`` names:
+``"bnneck"`` (the normalised feature, AGW's "FC"; for the embedding head, the embedding as
+before) or ``"pooled"`` (the pooled backbone feature, AGW's "POOL"). The defaults leave the
+network as it was.
+
 Minimum input sizes: ResNet and ShuffleNet V2 any size ≥ 32x16; AlexNet ≥ 63x63 (paper setting 227x227).
 """
 
@@ -46,6 +55,11 @@ import torchvision
 from torch import nn
 
 from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
+from rgbir_reid.models.agw import GeMPool, bn_neck, insert_non_local
+
+HEADS = ("embedding", "bnneck")
+POOLINGS = ("avg", "gem")
+TEST_FEATURES = ("bnneck", "pooled")
 
 # Input normalisation of every torchvision ImageNet model: (x / 255 - mean) / std per RGB channel
 # (applied by rgbir_reid.data.transforms.normalize, in training and at test time).
@@ -210,6 +224,12 @@ class ReidNet(nn.Module):
         last_stride: 1 or 2, stride of the last ResNet / ShuffleNet stage (ignored for AlexNet).
         zero_padding: feed the two-channel zero-padding input (:func:`zero_padding_input`;
             Wu et al.'s deep zero-padding is this with ``two_stream=False``).
+        head: ``"embedding"`` (Linear + BN + dropout + Linear) or ``"bnneck"`` (AGW's BN neck
+            and bias-free classifier on the pooled feature; ``embedding_dim`` unused).
+        pooling: ``"avg"`` or ``"gem"`` (GeM, p = 3; not for AlexNet, whose fc6 pools).
+        non_local: insert non-local blocks (:func:`rgbir_reid.models.agw.insert_non_local`).
+        non_local_inter_channels: their θ/φ/g width, an integer or ``"half"`` (``C // 2``).
+        test_feature: the eval-mode feature, ``"bnneck"`` or ``"pooled"`` (module docstring).
 
     Raises:
         ValueError: on an unknown backbone or out-of-range sizes.
@@ -227,13 +247,28 @@ class ReidNet(nn.Module):
         pretrained: str = "imagenet",
         last_stride: int = 1,
         zero_padding: bool = False,
+        head: str = "embedding",
+        pooling: str = "avg",
+        non_local: bool = False,
+        non_local_inter_channels: int | str = 1,
+        test_feature: str = "bnneck",
     ) -> None:
         super().__init__()
+        for key, value, valid in (("head", head, HEADS), ("pooling", pooling, POOLINGS),
+                                  ("test_feature", test_feature, TEST_FEATURES)):
+            if value not in valid:
+                raise ValueError(f"{key} must be one of {valid}, got {value!r}")
         if num_classes < 1 or embedding_dim < 1:
             raise ValueError(f"num_classes and embedding_dim must be >= 1, got {num_classes}, {embedding_dim}")
         if backbone not in STAGE_SPLITTERS:
             raise ValueError(f"unknown backbone {backbone!r}; valid: {sorted(STAGE_SPLITTERS)}")
         stages, pool, feature_dim = STAGE_SPLITTERS[backbone](load_torchvision_backbone(backbone, pretrained), last_stride)
+        if non_local:
+            stages = insert_non_local(stages, backbone, non_local_inter_channels)
+        if pooling == "gem":
+            if backbone == "alexnet":
+                raise ValueError("pooling 'gem' needs a convolutional last stage; AlexNet's fc6 pools itself")
+            pool = GeMPool()
         if specific_stages == "all":
             specific_stages = len(stages)
         if not isinstance(specific_stages, int) or not 1 <= specific_stages <= len(stages):
@@ -250,9 +285,14 @@ class ReidNet(nn.Module):
         else:
             self.shared_shallow = shallow
         self.shared_deep = nn.Sequential(*stages[specific_stages:], pool)
+        self.head, self.test_feature = head, test_feature
+        self.dropout = nn.Dropout(dropout)
+        if head == "bnneck":
+            self.embedding = nn.Identity()
+            self.bn, self.classifier = bn_neck(feature_dim, num_classes)
+            return
         self.embedding = nn.Linear(feature_dim, embedding_dim)
         self.bn = nn.BatchNorm1d(embedding_dim)
-        self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(embedding_dim, num_classes)
         nn.init.kaiming_normal_(self.embedding.weight, mode="fan_out")
         nn.init.zeros_(self.embedding.bias)
@@ -295,7 +335,10 @@ class ReidNet(nn.Module):
 
         Returns:
             ``(embedding [N, D], logits [N, C])``. In eval mode the embedding (batch norm with
-            running statistics, before dropout) is the re-ID feature.
+            running statistics, before dropout) is the re-ID feature. With ``head="bnneck"``
+            the first output is the pooled feature ``[N, F]`` in training and the
+            ``test_feature`` in eval mode; with ``test_feature="pooled"`` the eval-mode first
+            output is the pooled feature for either head.
 
         Raises:
             ValueError: on a batch/modality mismatch or a modality code other than 0 or 1.
@@ -308,7 +351,12 @@ class ReidNet(nn.Module):
             x = zero_padding_input(x, modality)
         pooled = self.shared_deep(self._shallow(x, modality))
         emb = self.bn(self.embedding(pooled))
-        return emb, self.classifier(self.dropout(emb))
+        logits = self.classifier(self.dropout(emb))
+        if not self.training and self.test_feature == "pooled":
+            return pooled, logits
+        if self.training and self.head == "bnneck":
+            return pooled, logits  # the BN neck: the metric loss sees the feature before the BN
+        return emb, logits
 
 
 def _build(backbone: str, two_stream: bool, num_classes: int, **kwargs) -> ReidNet:
@@ -332,10 +380,12 @@ def build_reid_model(
     last_stride: int = 1,
     specific_stages: int | str = 1,
     zero_padding: bool = False,
+    **agw_options,
 ) -> ReidNet:
     """Build a registered re-ID network by name (``two_stream_resnet50``, ``one_stream_alexnet``, ...).
 
-    Arguments are those of :class:`ReidNet`.
+    Arguments are those of :class:`ReidNet` (``agw_options``: ``head``, ``pooling``,
+    ``non_local``, ``non_local_inter_channels``, ``test_feature``).
 
     Raises:
         ValueError: if ``name`` is not in :data:`REID_MODELS` (the message lists valid names).
@@ -350,4 +400,5 @@ def build_reid_model(
         last_stride=last_stride,
         specific_stages=specific_stages,
         zero_padding=zero_padding,
+        **agw_options,
     )

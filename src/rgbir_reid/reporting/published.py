@@ -8,6 +8,10 @@ mAP. Method names follow the CSV, with the superscripts typeset (D²RL, CE²L). 
 "BaseLine" row, the method CE²L builds on, is BDTR (Ye et al., IJCAI 2018, the CE²L paper's
 reference [4]); it is named "BDTR (CE²L's BaseLine)" here so that it is recognisable in both
 roles. AlignGAN is not in the CE²L table; its four SYSU-MM01 modes come from its own paper.
+AGW and CAJ (Ye et al.) come from the READMEs of their official code, with mINP; their SYSU-MM01
+numbers are on that code's own gallery (one random image per identity and camera, seeds 0-9,
+single-shot) and its checkpoint was chosen on test trial 0, so they compare with our seeded
+single-shot rows only roughly (see docs/methods/agw-caj.md).
 
 ``protocol`` is a protocol string of our metric rows without the sampler ("official", "seeded")
 or the "indoor-ids" tag, e.g. ``"sysu_mm01 all-search multi-shot"``. A report table shows the
@@ -18,8 +22,11 @@ published rows whose protocol its own protocol starts with (see
 
 - ``"ce2l_table"``: the CE²L paper's comparison table (the shared CSV, cell for cell);
 - ``"paper_table"``: a results table of the paper named by ``source`` (AlignGAN: its Table 2);
+- ``"code_readme"``: the results table of the README of the method's official code
+  (AGW: ``mangye16/Cross-Modal-Re-ID-baseline``; CAJ: its ``ICCV21_CAJ/README.md``);
 - ``"recalled"``: recalled rather than read from a paper, to be checked against the cited paper
-  before publication (the report marks such sources with "*"). No row is recalled at present.
+  before publication (the report marks such sources with "*"). AGW's indoor-search row is: its
+  rank-1 and mAP are confirmed by a results table of the AGW project, its mINP is not.
 
 ``source`` is the key in :data:`SOURCES` of the paper that first reported the row's numbers;
 for rows of the CE²L table that is this project's attribution (the CSV's ``ref`` column cites
@@ -39,6 +46,8 @@ SOURCES: dict[str, str] = {
     "ye2018bdtr": 'M. Ye, Z. Wang, X. Lan, P. C. Yuen. "Visible Thermal Person Re-Identification via Dual-Constrained Top-Ranking". IJCAI 2018.',
     "wang2019d2rl": 'Z. Wang, Z. Wang, Y. Zheng, Y.-Y. Chuang, S. Satoh. "Learning to Reduce Dual-level Discrepancy for Infrared-Visible Person Re-identification". CVPR 2019.',
     "wang2019aligngan": 'G. Wang, T. Zhang, J. Cheng, S. Liu, Y. Yang, Z. Hou. "RGB-Infrared Cross-Modality Person Re-Identification via Joint Pixel and Feature Alignment". ICCV 2019.',
+    "ye2021agw": 'M. Ye, J. Shen, G. Lin, T. Xiang, L. Shao, S. C. H. Hoi. "Deep Learning for Person Re-identification: A Survey and Outlook". IEEE TPAMI 2021 (AGW; code github.com/mangye16/Cross-Modal-Re-ID-baseline).',
+    "ye2021caj": 'M. Ye, W. Ruan, B. Du, M. Z. Shou. "Channel Augmented Joint Learning for Visible-Infrared Recognition". ICCV 2021 (CAJ).',
     "dai_ce2l": 'Dai, Xie, Ma, Liu, Xiong (Wuhan University of Technology). "RGB-Infrared Person Re-identification via Image Modality Conversion" (CE²L).',
 }
 
@@ -46,6 +55,7 @@ SOURCES: dict[str, str] = {
 CHECKED: dict[str, str] = {
     "ce2l_table": "taken cell for cell from the CE²L paper's comparison table (shared/data/published/ce2l_comparison_table.csv)",
     "paper_table": "taken from a results table of the paper named by the row's source",
+    "code_readme": "taken from the results table of the README of the method's official code",
     "recalled": "recalled, not read from a paper; to be checked against the cited paper before publication",
 }
 
@@ -63,6 +73,7 @@ class PublishedResult:
     mAP: float | None
     source: str  # key of SOURCES
     checked: str  # key of CHECKED
+    mINP: float | None = None  # mean inverse negative penalty (Ye et al., TPAMI 2021), where published
 
 
 _R = "regdb"
@@ -113,4 +124,15 @@ _ALIGNGAN: tuple[PublishedResult, ...] = tuple(
     }.items()
 )
 
-PUBLISHED_RESULTS: tuple[PublishedResult, ...] = _CE2L_TABLE + _ALIGNGAN
+# AGW and CAJ: rank-1, mAP and mINP of their code's READMEs (no rank-10/20 there); SYSU-MM01 is
+# all-search single-shot (the code's default), RegDB visible->thermal.
+_AGW_CAJ: tuple[PublishedResult, ...] = (
+    PublishedResult("AGW", _S, _SP, 47.50, None, None, 47.65, "ye2021agw", "code_readme", mINP=35.30),
+    PublishedResult("AGW", _S, "sysu_mm01 indoor-search single-shot", 54.17, None, None, 62.97, "ye2021agw",
+                    "recalled", mINP=59.23),
+    PublishedResult("AGW", _R, _RP, 70.05, None, None, 66.37, "ye2021agw", "code_readme", mINP=50.19),
+    PublishedResult("CAJ", _S, _SP, 69.88, None, None, 66.89, "ye2021caj", "code_readme", mINP=53.61),
+    PublishedResult("CAJ", _R, _RP, 85.03, None, None, 79.14, "ye2021caj", "code_readme", mINP=65.33),
+)
+
+PUBLISHED_RESULTS: tuple[PublishedResult, ...] = _CE2L_TABLE + _ALIGNGAN + _AGW_CAJ

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from rgbir_reid.data.cache import KIND_CONVERTED, CacheBatchDataset, read_cache_attrs
+from rgbir_reid.data.channel_augment import ChannelViews
 from rgbir_reid.data.samplers import CrossModalityIdentitySampler
 from rgbir_reid.data.transforms import BatchAugmentation
 from rgbir_reid.device import resolve_device
@@ -99,8 +100,9 @@ def _make_optimizer(model: ReidNet, settings: ReidSettings) -> torch.optim.Optim
 
 
 # Per-epoch running sums of the training loop, in this order ("total" is the weighted loss).
-SUMMED = ("total", "cross", "intra", "id")
-HISTORY_COLUMNS = ("epoch", "lr", "loss_total", "loss_cross", "loss_intra", "loss_id", "accuracy", "images_per_s")
+SUMMED = ("total", "cross", "intra", "id", "triplet")
+HISTORY_COLUMNS = ("epoch", "lr", "loss_total", "loss_cross", "loss_intra", "loss_id", "loss_triplet", "accuracy",
+                   "images_per_s")
 
 
 def write_loss_table(history: list[dict], out_dir: Path) -> pd.DataFrame:
@@ -125,7 +127,7 @@ def write_loss_curves(history: list[dict], out_dir: Path) -> None:
     fig = Figure(figsize=(9, 3.5))
     FigureCanvasAgg(fig)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for col in ("loss_total", "loss_cross", "loss_intra", "loss_id"):
+    for col in ("loss_total", "loss_cross", "loss_intra", "loss_id", "loss_triplet"):
         ax_loss.plot(frame["epoch"], frame[col], marker=".", label=col.removeprefix("loss_"))
     ax_loss.set(xlabel="epoch", ylabel="loss (unweighted terms, total weighted)", title="re-ID training losses")
     ax_loss.legend()
@@ -186,6 +188,8 @@ def train_reid(
     # batch at a time as uint8 and augmented on the device.
     cached = CacheBatchDataset(cache_path)
     augment = train_transform(settings)
+    channel_views = ChannelViews(exchange=settings.channel_exchange, adaptive_grey=settings.channel_adaptive_grey,
+                                 erasing=settings.channel_erasing)
     meta = cached.meta
     row_sets = set_of_rows(meta["kind"], meta["modality"])
     rows = np.flatnonzero(np.isin(row_sets, list(settings.train_sets)))
@@ -277,7 +281,8 @@ def train_reid(
             settings.architecture, len(rows), ", ".join(settings.train_sets), len(pids),
             len(sampler), sampler.batch_size, device,
         )
-        weights = {"cross": settings.weight_cross, "intra": settings.weight_intra, "id": settings.weight_id}
+        weights = {"cross": settings.weight_cross, "intra": settings.weight_intra, "id": settings.weight_id,
+                   "triplet": settings.weight_triplet if settings.triplet_loss != "none" else 0.0}
         for epoch in range(start_epoch, settings.epochs):
             sampler.set_epoch(epoch)
             model.train()
@@ -290,10 +295,16 @@ def train_reid(
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", leave=False,
                        disable=not sys.stderr.isatty())
             for batch in bar:
-                x = augment(batch["image"].to(device, non_blocking=True)).contiguous(memory_format=memory_format)
-                row = batch["index"].numpy()
-                pid = batch["pid"].to(device)
-                modality = batch["modality"].to(device)
+                images = batch["image"].to(device, non_blocking=True)
+                x = augment(images)
+                index, pid, modality = batch["index"], batch["pid"], batch["modality"]
+                if channel_views.active:  # CAJ: more views per batch; ``source`` is each view's row
+                    x, source = channel_views(x, images, modality, augment)
+                    index, pid, modality = index[source], pid[source], modality[source]
+                x = x.contiguous(memory_format=memory_format)
+                row = index.numpy()
+                pid = pid.to(device)
+                modality = modality.to(device)
                 target = torch.from_numpy(labels[row]).to(device)
                 smooth = torch.from_numpy(smooth_rows[row]).to(device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -327,9 +338,10 @@ def train_reid(
             history.append(row_log)
             eta = seconds * (settings.epochs - epoch - 1)
             log.info(
-                "epoch %d/%d lr %.2e loss %.4f (cross %.4f intra %.4f id %.4f) acc %.3f %.1f img/s ETA %s",
+                "epoch %d/%d lr %.2e loss %.4f (cross %.4f intra %.4f id %.4f triplet %.4f) acc %.3f %.1f img/s ETA %s",
                 epoch + 1, settings.epochs, lr, row_log["loss_total"], row_log["loss_cross"],
-                row_log["loss_intra"], row_log["loss_id"], row_log["accuracy"], row_log["images_per_s"],
+                row_log["loss_intra"], row_log["loss_id"], row_log["loss_triplet"], row_log["accuracy"],
+                row_log["images_per_s"],
                 time.strftime("%H:%M:%S", time.gmtime(eta)) if eta < 86400 else f"{eta / 3600:.0f} h",
             )
             checkpoint = {

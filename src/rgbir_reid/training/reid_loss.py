@@ -5,7 +5,8 @@
 with ``l_cross`` the cross-modality top-ranking loss and ``l_intra`` the intra-modality
 constraint (:mod:`rgbir_reid.losses.ranking`, both directions as in CE²L), and ``l_id``
 cross-entropy with label smoothing (LSR) on the sets named in ``lsr_sets``
-(:mod:`rgbir_reid.losses.lsr`).
+(:mod:`rgbir_reid.losses.lsr`). AGW and CAJ add ``weight_triplet · l_triplet``, their softly
+mined triplet loss over the whole batch (:mod:`rgbir_reid.losses.triplet`; off by default).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from rgbir_reid.data.records import MODALITY_CODE, TRAIN_SETS, VISIBLE
 from rgbir_reid.losses.lsr import lsr_cross_entropy
 from rgbir_reid.losses.ranking import cross_modality_top_ranking, intra_modality_constraint
+from rgbir_reid.losses.triplet import triplet_loss
 from rgbir_reid.training.reid_settings import ReidSettings
 
 
@@ -39,7 +41,7 @@ def reid_loss_terms(
     *,
     check_labels: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """The three CE²L loss terms of one batch (unweighted).
+    """The loss terms of one batch (unweighted): CE²L's three and AGW/CAJ's triplet.
 
     Args:
         emb: embeddings ``[N, D]``; logits: ``[N, C]``; pid: dataset identities ``[N]``;
@@ -49,16 +51,21 @@ def reid_loss_terms(
             known to lie in ``0..C-1``.
 
     Returns:
-        ``{"cross": l_cross, "intra": l_intra, "id": l_id}``; a term whose weight is 0 is a
-        constant zero (not computed).
+        ``{"cross": l_cross, "intra": l_intra, "id": l_id, "triplet": l_triplet}``; a term
+        whose weight is 0 (the triplet's also with ``triplet_loss="none"``) is a constant zero
+        (not computed).
 
     Raises:
         ValueError: from :func:`lsr_cross_entropy` (label outside ``0..C-1`` when checked).
     """
     zero = emb.new_zeros(())
-    terms = {"cross": zero, "intra": zero, "id": zero}
-    if settings.weight_cross or settings.weight_intra:
+    terms = {"cross": zero, "intra": zero, "id": zero, "triplet": zero}
+    use_triplet = settings.triplet_loss != "none" and settings.weight_triplet
+    if settings.weight_cross or settings.weight_intra or use_triplet:
         f = F.normalize(emb, dim=1) if settings.normalize_embedding else emb
+    if use_triplet:
+        terms["triplet"] = triplet_loss(settings.triplet_loss, f, pid)
+    if settings.weight_cross or settings.weight_intra:
         vis = modality == MODALITY_CODE[VISIBLE]
         f_vis, pid_vis = f[vis], pid[vis]
         f_th, pid_th = f[~vis], pid[~vis]

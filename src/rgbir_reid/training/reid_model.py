@@ -35,6 +35,11 @@ def model_from_settings(settings: ReidSettings, num_classes: int, *, pretrained:
         last_stride=settings.last_stride,
         specific_stages=settings.specific_stages,
         zero_padding=settings.zero_padding,
+        head=settings.head,
+        pooling=settings.pooling,
+        non_local=settings.non_local,
+        non_local_inter_channels=settings.non_local_inter_channels,
+        test_feature=settings.test_feature,
     )
 
 

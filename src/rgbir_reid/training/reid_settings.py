@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, fields
 
 from rgbir_reid.data.records import CONVERTED_SETS, TRAIN_SETS
 from rgbir_reid.losses.ranking import REDUCTIONS
-from rgbir_reid.models.reid import REID_MODELS
+from rgbir_reid.losses.triplet import TRIPLET_LOSSES
+from rgbir_reid.models.reid import HEADS, POOLINGS, REID_MODELS, TEST_FEATURES
 
 OPTIMIZERS = ("sgd", "adam")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -36,6 +37,11 @@ class ReidSettings:
         embedding_dim: ``D``. dropout: before the identity classifier (paper 0.5).
         zero_padding: two-channel zero-padding input (Wu et al. 2017's deep zero-padding with a
             one-stream architecture; :func:`rgbir_reid.models.reid.zero_padding_input`).
+        head / pooling / non_local / non_local_inter_channels / test_feature: AGW's network
+            options (:class:`~rgbir_reid.models.reid.ReidNet`, :mod:`rgbir_reid.models.agw`):
+            ``"bnneck"`` head, ``"gem"`` pooling, non-local blocks of width 1 (the AGW code's)
+            or ``"half"``; ``test_feature`` ``"bnneck"`` or ``"pooled"``. Defaults: the network
+            as before (embedding head, average pooling, no non-local blocks).
     Input (pixels):
         image_size: ``[h, w]`` resize (paper 256x256). crop_size: ``[h, w]`` random crop
             (paper 227x227), also the test-time size. crop_padding: zero padding before the
@@ -46,6 +52,11 @@ class ReidSettings:
             (and IR->RGB converted) images change: the
             network cannot lean on colour, which infrared lacks (the random-grayscale
             augmentation of later visible-infrared work, e.g. Ye et al., ICCV 2021).
+        channel_exchange / channel_adaptive_grey / channel_erasing: CAJ's channel
+            augmentation (:mod:`rgbir_reid.data.channel_augment`): a second view of every
+            visible image with one random channel copied to all three; infrared images with
+            channel-adaptive grey; random erasing with probability ``channel_erasing`` on every
+            view (0 = off). All off by default.
     Data:
         train_sets: cache sets trained on (see module docstring).
         lsr_sets: sets whose identity targets are label-smoothed (paper: the converted ones).
@@ -61,6 +72,10 @@ class ReidSettings:
             (Euclidean distance units, on L2-normalised embeddings). CE²L gives no values;
             these are BDTR's code's (its BaseLine), an assumption.
         lsr_epsilon: ``ε`` of LSR.
+        triplet_loss: ``"none"``, ``"wrt"`` (AGW's weighted regularised triplet) or ``"adp"``
+            (CAJ's variant), on the whole batch (:mod:`rgbir_reid.losses.triplet`), weighted by
+            weight_triplet; the network's first output is its input (normalised first when
+            ``normalize_embedding``; AGW/CAJ do not normalise).
         normalize_embedding: L2-normalise embeddings before the ranking losses (so ``D`` ∈ [0, 2]).
         loss_reduction: ``"mean"`` or ``"sum"`` over the ranking-loss terms (see losses.ranking).
             The paper's plain Σ is ``"sum"`` over a batch's terms (the paper configs use it);
@@ -86,10 +101,18 @@ class ReidSettings:
     embedding_dim: int = 512
     dropout: float = 0.5
     zero_padding: bool = False
+    head: str = "embedding"
+    pooling: str = "avg"
+    non_local: bool = False
+    non_local_inter_channels: int | str = 1
+    test_feature: str = "bnneck"
     image_size: tuple[int, int] = (256, 256)
     crop_size: tuple[int, int] = (227, 227)
     crop_padding: int = 0
     random_grayscale: float = 0.0
+    channel_exchange: bool = False
+    channel_adaptive_grey: bool = False
+    channel_erasing: float = 0.0
     train_sets: tuple[str, ...] = ("real_visible", "real_thermal", "converted_thermal", "converted_visible")
     lsr_sets: tuple[str, ...] = CONVERTED_SETS
     num_identities: int = 8
@@ -102,6 +125,8 @@ class ReidSettings:
     margin_cross: float = 0.5
     margin_intra: float = 0.1
     lsr_epsilon: float = 0.1
+    triplet_loss: str = "none"
+    weight_triplet: float = 1.0
     normalize_embedding: bool = True
     loss_reduction: str = "mean"
     epochs: int = 60
@@ -145,7 +170,15 @@ class ReidSettings:
             raise bad("amp", f"one of {AMP_MODES}")
         if self.loss_reduction not in REDUCTIONS:
             raise bad("loss_reduction", f"one of {REDUCTIONS}")
-        for key in ("lsr_epsilon", "random_grayscale"):
+        for key, valid in (("head", HEADS), ("pooling", POOLINGS), ("test_feature", TEST_FEATURES),
+                           ("triplet_loss", TRIPLET_LOSSES)):
+            if getattr(self, key) not in valid:
+                raise bad(key, f"one of {valid}")
+        if self.non_local_inter_channels != "half" and not (
+            isinstance(self.non_local_inter_channels, int) and self.non_local_inter_channels >= 1
+        ):
+            raise bad("non_local_inter_channels", "an integer >= 1 or 'half'")
+        for key in ("lsr_epsilon", "random_grayscale", "channel_erasing"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise bad(key, "a value in [0, 1]")
         for key in ("epochs", "num_identities", "num_instances", "embedding_dim"):
@@ -159,7 +192,8 @@ class ReidSettings:
             raise bad("specific_stages", "an integer >= 1 or 'all'")
         if self.new_layer_lr_factor <= 0:
             raise bad("new_layer_lr_factor", "a value > 0")
-        for key in ("lr", "margin_cross", "margin_intra", "weight_cross", "weight_intra", "weight_id", "weight_decay"):
+        for key in ("lr", "margin_cross", "margin_intra", "weight_cross", "weight_intra", "weight_id", "weight_decay",
+                    "weight_triplet"):
             if getattr(self, key) < 0:
                 raise bad(key, "a value >= 0")
 
