@@ -145,14 +145,16 @@ def test_write_tables_files_exactly(tmp_path):
     assert paths["md"].read_text(encoding="utf-8") == "\n".join(md)
     table = "RegDB visible->thermal | SYSU-MM01 all-search single-shot official"
     csv = [
-        "table,section,method,source," + ",".join(f"{h} {s}" for h in heads.split(" | ") for s in ("mean", "std")),
+        "table,section,method,source," + ",".join(f"{h} {s}" for h in heads.split(" | ") for s in ("mean", "std"))
+        + ",config_hash,model_sha256,version,code_hash,test_feature,flip,rerank",
+        # Provenance last: these rows carry none but their re-ranking flag (off).
         f"{table},this run,CE2L,,45.0,7.0710678118654755,75.0,7.0710678118654755,85.0,7.0710678118654755,"
-        "35.0,7.0710678118654755,29.520000000000003,,60.0,,70.0,,28.43,",
-        f"{table},this run,Baseline,,,,,,,,,,10.0,,20.0,,30.0,,5.0,",
-        f"{table},this run,CE2L [demo],,,,,,,,,,30.0,,50.0,,,,20.0,",
-        f"{table},chance level,chance (random ranking),,0.5,,,,,,2.5,,1.04,,,,,,3.2099999999999995,",
-        f"{table},chance level,chance (random ranking) [demo],,,,,,,,,,,,,,,,,",
-        f"{table},reported in the papers,CE²L,dai_ce2l,47.5,,72.17,,79.87,,44.21,,29.52,,69.83,,82.49,,28.43,",
+        "35.0,7.0710678118654755,29.520000000000003,,60.0,,70.0,,28.43,,,,,,,,off",
+        f"{table},this run,Baseline,,,,,,,,,,10.0,,20.0,,30.0,,5.0,,,,,,,,off",
+        f"{table},this run,CE2L [demo],,,,,,,,,,30.0,,50.0,,,,20.0,,,,,,,,off",
+        f"{table},chance level,chance (random ranking),,0.5,,,,,,2.5,,1.04,,,,,,3.2099999999999995,,,,,,,,",
+        f"{table},chance level,chance (random ranking) [demo],,,,,,,,,,,,,,,,,,,,,,,,",
+        f"{table},reported in the papers,CE²L,dai_ce2l,47.5,,72.17,,79.87,,44.21,,29.52,,69.83,,82.49,,28.43,,,,,,,,",
         "",
     ]
     assert paths["csv"].read_text(encoding="utf-8") == "\n".join(csv)
@@ -238,3 +240,25 @@ def test_dataset_warnings_section_names_each_incomplete_copy():
     assert dataset_warnings_markdown({"sysu": [], "regdb": [""]}) == ""
     text = dataset_warnings_markdown({"sysu": ["cam3/0007 is empty"], "regdb": []})
     assert "## Dataset warnings" in text and "- `sysu`:\n  - cam3/0007 is empty\n" in text and "regdb" not in text
+
+
+def test_rerank_rows_are_labelled_and_never_averaged_with_plain_ones(tmp_path):
+    from rgbir_reid.reporting.figures import mean_cmc
+
+    plain = _row("demo", "ce2l", "sysu_mm01 all-search single-shot seeded", 0, 0.40, 0.7, 0.8, 0.30, chance=(0.1, 0.2))
+    reranked = {**_row("demo", "ce2l", "sysu_mm01 all-search single-shot seeded", 0, 0.60, 0.9, 1.0, 0.50, chance=(0.1, 0.2)),
+                "rerank": True}
+    paths = write_tables([plain, reranked], tmp_path)
+    md, tex = paths["md"].read_text(encoding="utf-8"), paths["tex"].read_text(encoding="utf-8")
+    assert "| ce2l [demo] | – | – | – | – | 40.00 | 70.00 | 80.00 | 30.00 |" in md
+    assert "| ce2l [demo] +rerank | – | – | – | – | 60.00 | 90.00 | 100.00 | 50.00 |" in md
+    assert r"ce2l [demo] +rerank & -- & -- & -- & -- & 60.00 & 90.00 & 100.00 & 50.00 \\" in tex
+    run = pd.read_csv(paths["csv"], keep_default_na=False).query("section == 'this run'")
+    assert run[["method", "rerank"]].values.tolist() == [["ce2l [demo]", "off"], ["ce2l [demo] +rerank", "on"]]
+    assert run["SYSU-MM01 r=1 mean"].astype(float).tolist() == [40.0, 60.0]
+    # One chance row: re-ranking changes the order, not the gallery.
+    assert md.count("| chance (random ranking) [demo] |") == 1
+    curves = mean_cmc([plain, reranked])[("demo", "sysu_mm01 all-search single-shot seeded")]
+    assert set(curves) == {"ce2l [demo]", "ce2l [demo] +rerank"} and curves["ce2l [demo] +rerank"][0] == 0.6
+    frame = summarise([plain, reranked])
+    assert frame["rerank"].tolist() == [False, True]

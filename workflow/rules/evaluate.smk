@@ -17,5 +17,8 @@ rule evaluate:
     params:
         format=lambda wc: dataset_format(wc.dataset),
         settings=canonical(config["evaluation"]),
+        # For each row's provenance (its config hash); editing a setting reruns the method anyway.
+        family=lambda wc: FAMILY_OF[wc.method].name,
+        method_settings=lambda wc: method_settings(wc.method),
     script:
         "../scripts/evaluate.py"

@@ -9,7 +9,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 import json  # noqa: E402
 
 from rgbir_reid.reporting.figures import plot_cmc  # noqa: E402
-from rgbir_reid.reporting.tables import dataset_warnings_markdown, markdown_table, write_tables  # noqa: E402
+from rgbir_reid.reporting.provenance import provenance_html  # noqa: E402
+from rgbir_reid.reporting.tables import dataset_warnings_markdown, markdown_table, provenance_records, write_tables  # noqa: E402
 from rgbir_reid.scripting import run_script  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -44,6 +45,8 @@ def main(smk, logger):
         append_fidelity(paths["md"], pd.read_csv(smk.input.fidelity[0]))
     append_dataset_warnings(paths["md"], smk.input.dataset_warnings)
     plot_cmc(rows, smk.output.cmc_png)
+    with atomic_output(smk.output.provenance) as tmp:
+        tmp.write_text(provenance_html(provenance_records(rows)), encoding="utf-8")
     logger.info("%d metric rows from %d files reported in %s", len(rows), len(smk.input.metrics), out)
 
 

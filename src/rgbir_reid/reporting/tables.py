@@ -15,6 +15,11 @@ and gallery trials evaluated (each counted once, whatever the number of methods)
 those keys (older metrics files) leave the cells "–"; r=10 and r=20 have no chance cell.
 
 Std is the sample standard deviation (ddof=1); a cell from a single trial shows the mean only.
+
+Re-ranked rows (``rerank: True``, from ``evaluation.rerank``) are their own table rows, labelled
+``<method> +rerank`` (:data:`RERANK_SUFFIX`) in every table and figure, never averaged with the
+plain ones. ``table.csv`` carries each row's provenance columns
+(:data:`rgbir_reid.reporting.provenance.PROVENANCE_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rgbir_reid.io import atomic_output
+from rgbir_reid.reporting.provenance import PROVENANCE_COLUMNS, summarise_provenance
 from rgbir_reid.reporting.published import PAPER_PROTOCOLS, PUBLISHED_RESULTS, SOURCES, PublishedResult
 
 METRICS = ("rank1", "rank10", "rank20", "mAP", "mINP")
@@ -36,6 +42,7 @@ MISSING = "–"
 REQUIRED_KEYS = ("dataset_format", "protocol", *METRICS[:4])
 CHANCE_KEYS = {"rank1": "chance_rank1", "mAP": "chance_mAP"}  # table metric -> key of its chance level
 CHANCE_LABEL = "chance (random ranking)"
+RERANK_SUFFIX = " +rerank"  # label suffix of every re-ranked row
 
 
 def row_dataset(row: dict) -> str:
@@ -44,13 +51,14 @@ def row_dataset(row: dict) -> str:
 
 
 def row_method(row: dict) -> str:
-    """Table-row label of a metrics row: the method, tagged with the dataset when it is not the format."""
+    """Table-row label of a metrics row: the method, tagged with the dataset when it is not the
+    format, and with ``+rerank`` when the row is re-ranked (e.g. ``ce2l [demo] +rerank``)."""
     method = str(row.get("method") or "unnamed")
     dataset = row.get("dataset")
     # Two datasets of one format (e.g. a demo and the real SYSU-MM01) must not share a table row.
     if dataset and dataset != row["dataset_format"]:
-        return f"{method} [{dataset}]"
-    return method
+        method = f"{method} [{dataset}]"
+    return method + (RERANK_SUFFIX if row.get("rerank") else "")
 
 
 def _check_rows(rows: Sequence[dict]) -> None:
@@ -71,6 +79,12 @@ class _Summary:
     mode: str  # of the first row (the protocol fixes it)
     n: int  # metric rows
     stats: dict[str, tuple[float | None, float | None]]  # metric -> (mean, sample std); None = no value / one value
+    rerank: bool = False
+    provenance: dict[str, str] | None = None  # column -> text (summarise_provenance)
+
+    @property
+    def label(self) -> str:
+        return row_method({"dataset": self.dataset, "dataset_format": self.dataset_format, "method": self.method, "rerank": self.rerank})
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -83,17 +97,19 @@ def _summaries(rows: Sequence[dict], scale: float = 1.0) -> list[_Summary]:
     """Group ``rows`` (checked for :data:`REQUIRED_KEYS`) in order of first appearance; each
     metric's statistics are over ``scale * value`` of the rows where it is not None."""
     _check_rows(rows)
-    groups: dict[tuple[str, str, str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str, str, bool], list[dict]] = {}
     for row in rows:
-        key = (row_dataset(row), row["dataset_format"], str(row.get("method") or "unnamed"), row["protocol"])
+        key = (row_dataset(row), row["dataset_format"], str(row.get("method") or "unnamed"), row["protocol"], bool(row.get("rerank")))
         groups.setdefault(key, []).append(row)
     return [
         _Summary(
-            *key,
+            *key[:4],
             mode=group[0].get("mode", ""),
             n=len(group),
             # Scaled before averaging (not after): the written tables keep their exact digits.
             stats={m: _mean_std([scale * float(r[m]) for r in group if r.get(m) is not None]) for m in METRICS},
+            rerank=key[4],
+            provenance=summarise_provenance(group),
         )
         for key, group in groups.items()
     ]
@@ -107,17 +123,17 @@ def summarise(rows: Sequence[dict]) -> pd.DataFrame:
             ``dataset``, ``method`` and ``trial`` keys added by the workflow.
 
     Returns:
-        One row per (dataset, method, protocol) with columns ``dataset, dataset_format, method,
-        protocol, mode, n`` and ``<metric>_mean``, ``<metric>_std`` for rank1, rank10, rank20, mAP,
-        mINP (fractions in [0, 1]; std NaN when n = 1 or the metric is missing).
+        One row per (dataset, method, protocol, re-ranking) with columns ``dataset, dataset_format,
+        method, protocol, mode, n, rerank`` and ``<metric>_mean``, ``<metric>_std`` for rank1, rank10,
+        rank20, mAP, mINP (fractions in [0, 1]; std NaN when n = 1 or the metric is missing).
 
     Raises:
         ValueError: a row lacks a required key.
     """
-    columns = ["dataset", "dataset_format", "method", "protocol", "mode", "n"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
+    columns = ["dataset", "dataset_format", "method", "protocol", "mode", "n", "rerank"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     records = []
     for summary in _summaries(rows):
-        rec = {c: getattr(summary, c) for c in columns[:6]}
+        rec = {c: getattr(summary, c) for c in columns[:7]}
         for m, (mean, std) in summary.stats.items():
             rec[f"{m}_mean"] = np.nan if mean is None else mean
             rec[f"{m}_std"] = np.nan if std is None else std
@@ -185,26 +201,30 @@ def _cell(mean: float | None, std: float | None) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-_Body = list[tuple[str, list[tuple[float | None, float | None]]]]
+_Body = list[tuple[str, list[tuple[float | None, float | None]], dict[str, str]]]  # (label, cells, provenance)
 _ChanceBody = list[tuple[str, list[float | None]]]
 _PublishedBody = list[tuple[str, str, list[float | None]]]
 
 
 def _table_body(table: _Table, summaries: Sequence[_Summary]) -> _Body:
-    """[(method, [(mean %, std %) per group x metric])] for ``table``, from percent summaries."""
+    """[(label, [(mean %, std %) per group x metric], provenance)] for ``table``, from percent
+    summaries; the provenance cells of a row over several protocols join each column's values."""
     wanted = {g.protocol for g in table.groups}
     by_method: dict[str, dict[str, _Summary]] = {}
     for summary in summaries:
         if summary.protocol in wanted:
-            label = row_method({"dataset": summary.dataset, "dataset_format": summary.dataset_format, "method": summary.method})
-            by_method.setdefault(label, {})[summary.protocol] = summary
+            by_method.setdefault(summary.label, {})[summary.protocol] = summary
     body = []
     for method, per_protocol in by_method.items():
         cells = []
         for group in table.groups:
             summary = per_protocol.get(group.protocol)
             cells += [(None, None) if summary is None else summary.stats[key] for key, _ in TABLE_METRICS]
-        body.append((method, cells))
+        provenance = {
+            c: " ".join(dict.fromkeys(v for s in per_protocol.values() for v in (s.provenance or {}).get(c, "").split()))
+            for c in PROVENANCE_COLUMNS
+        }
+        body.append((method, cells, provenance))
     return body
 
 
@@ -300,7 +320,7 @@ def _markdown(filled: _Filled) -> str:
         lines.append("Protocols: " + "; ".join(f"{g.label}: `{g.protocol}`" for g in table.groups))
         lines.append("")
         heads = _headers(table)
-        cells = [[method, *(_cell(m, s) for m, s in stats)] for method, stats in body]
+        cells = [[method, *(_cell(m, s) for m, s in stats)] for method, stats, _ in body]
         cells += [[label, *_chance_cells(values)] for label, values in chance_body]
         lines += markdown_table(["Method", *heads], cells or [["(no results)", *[MISSING] * len(heads)]], "l" + "r" * len(heads))
         lines.append("")
@@ -343,7 +363,7 @@ def _latex(filled: _Filled) -> str:
         out.append(r"\hline")
         if not body:
             out.append("(no results) & " + " & ".join(["--"] * n_cols) + r" \\")
-        for method, cells in body:
+        for method, cells, _ in body:
             out.append(_tex_escape(method) + " & " + " & ".join(_tex_escape(_cell(m, s)) for m, s in cells) + r" \\")
         if chance_body:
             out.append(r"\hline")
@@ -362,12 +382,12 @@ def _csv_frame(filled: _Filled) -> pd.DataFrame:
     records = []
     for table, body, chance_body, published_body in filled:
         heads = _headers(table)
-        for method, cells in body:
+        for method, cells, provenance in body:
             rec = {"table": table.title, "section": "this run", "method": method, "source": ""}
             for head, (mean, std) in zip(heads, cells):
                 rec[f"{head} mean"] = mean
                 rec[f"{head} std"] = std
-            records.append(rec)
+            records.append({**rec, **provenance})
         for label, values in chance_body:
             rec = {"table": table.title, "section": "chance level", "method": label, "source": ""}
             for head, value in zip(heads, values):
@@ -380,7 +400,20 @@ def _csv_frame(filled: _Filled) -> pd.DataFrame:
                 rec[f"{head} mean"] = value
                 rec[f"{head} std"] = None
             records.append(rec)
-    return pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records)
+    # Provenance last, and present (empty) even where no row has any.
+    metric_columns = [c for c in frame.columns if c not in PROVENANCE_COLUMNS]
+    return frame.reindex(columns=metric_columns + list(PROVENANCE_COLUMNS))
+
+
+def provenance_records(rows: Sequence[dict]) -> list[dict[str, str]]:
+    """One provenance record per (dataset, method, re-ranking) of ``rows``, in order of first
+    appearance: ``{"dataset", "method"`` (the table label, e.g. ``ce2l [demo] +rerank``) and the
+    :data:`~rgbir_reid.reporting.provenance.PROVENANCE_COLUMNS` ``}``, over all its protocols."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row_dataset(row), row_method(row)), []).append(row)
+    return [{"dataset": dataset, "method": label, **summarise_provenance(group)} for (dataset, label), group in groups.items()]
 
 
 def write_tables(
@@ -398,8 +431,9 @@ def write_tables(
 
     Returns:
         ``{"md": path, "csv": path, "tex": path}``. CSV columns: ``table, section, method,
-        source`` then ``"<Dataset> <metric> mean"`` / ``"... std"`` in percent (empty = missing);
-        ``section`` is "this run", "chance level" or "reported in the papers".
+        source`` then ``"<Dataset> <metric> mean"`` / ``"... std"`` in percent (empty = missing),
+        then the provenance columns (:data:`~rgbir_reid.reporting.provenance.PROVENANCE_COLUMNS`,
+        filled on "this run" rows); ``section`` is "this run", "chance level" or "reported in the papers".
 
     Raises:
         ValueError: a row lacks a required key.
