@@ -16,7 +16,7 @@ from rgbir_reid.reporting.tables import provenance_records, write_tables
 
 ATTRS = {
     "ce2l": {"family": "reid", "model_sha256": "a" * 64, "flip": False},
-    "bdtr": {"family": "reid", "model_sha256": "b" * 64, "flip": True},
+    "bdtr": {"family": "reid", "model_sha256": "b" * 64, "flip": True, "test_feature": "pooled"},
     "lomo": {"family": "handcrafted", "descriptor": "lomo"},
 }
 
@@ -73,7 +73,8 @@ def test_csv_carries_every_provenance_column(tmp_path):
     assert list(frame.columns[-len(PROVENANCE_COLUMNS):]) == list(PROVENANCE_COLUMNS)
     run = frame[frame.section == "this run"].set_index("method")
     assert run.loc["ce2l", "model_sha256"] == "a" * 64 and run.loc["lomo", "model_sha256"] == ""
-    assert run.loc["ce2l", "test_feature"] == "embedding" and run.loc["lomo", "test_feature"] == "lomo"
+    # ce2l's file predates the test_feature attribute: its family's feature, the BN embedding.
+    assert [run.loc[m, "test_feature"] for m in ("ce2l", "bdtr", "lomo")] == ["bnneck", "pooled", "lomo"]
     assert (run.loc["ce2l", "flip"], run.loc["bdtr", "flip"], run.loc["lomo", "flip"]) == ("off", "on", "off")
     assert set(run.version) == {"0.1.0"} and set(run.code_hash) == {"c0de"} and set(run.rerank) == {"off"}
     assert (frame[frame.section != "this run"][list(PROVENANCE_COLUMNS)] == "").all().all()

@@ -252,6 +252,8 @@ def test_rerank_rows_are_labelled_and_never_averaged_with_plain_ones(tmp_path):
     md, tex = paths["md"].read_text(encoding="utf-8"), paths["tex"].read_text(encoding="utf-8")
     assert "| ce2l [demo] | – | – | – | – | 40.00 | 70.00 | 80.00 | 30.00 |" in md
     assert "| ce2l [demo] +rerank | – | – | – | – | 60.00 | 90.00 | 100.00 | 50.00 |" in md
+    assert 'Rows "<method> +rerank": the same method' in md
+    assert "+rerank" not in write_tables([plain], tmp_path / "plain")["md"].read_text(encoding="utf-8")
     assert r"ce2l [demo] +rerank & -- & -- & -- & -- & 60.00 & 90.00 & 100.00 & 50.00 \\" in tex
     run = pd.read_csv(paths["csv"], keep_default_na=False).query("section == 'this run'")
     assert run[["method", "rerank"]].values.tolist() == [["ce2l [demo]", "off"], ["ce2l [demo] +rerank", "on"]]

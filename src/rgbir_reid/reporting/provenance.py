@@ -18,9 +18,10 @@ column            meaning
                   (``rgbir_reid.training.checkpoints.training_code_hash``); Snakemake does not rerun
                   training when the library changes, so a model trained by older code still shows
                   the hash of the code that evaluated it
-``test_feature``  the feature matched: ``embedding`` (re-ID family: the eval-mode BN embedding),
-                  ``pooled`` (AlignGAN: the pooled feature map), the descriptor name (``lomo``...)
-                  or the ``test_feature`` attribute a family writes into ``features.h5``
+``test_feature``  the feature matched: the ``test_feature`` attribute of ``features.h5`` (re-ID
+                  family: ``bnneck``, the eval-mode BN embedding, or ``pooled``), else the
+                  descriptor name (``lomo``...), else the family's (:data:`FAMILY_TEST_FEATURE`:
+                  re-ID files written before the attribute existed hold the BN embedding)
 ``flip``          ``on`` / ``off``: flip test-time augmentation
 ``rerank``        ``on`` / ``off``: k-reciprocal re-ranking of the distances
 ================  =================================================================================
@@ -35,7 +36,7 @@ from rgbir_reid.io import config_hash
 
 PROVENANCE_COLUMNS = ("config_hash", "model_sha256", "version", "code_hash", "test_feature", "flip", "rerank")
 # The feature each family's extract step matches, where its features.h5 does not name it.
-FAMILY_TEST_FEATURE = {"reid": "embedding", "aligngan": "pooled"}
+FAMILY_TEST_FEATURE = {"reid": "bnneck", "aligngan": "pooled"}
 CONFIG_HASH_DIGITS = 12
 
 

@@ -312,8 +312,16 @@ CHANCE_NOTE = (
 )
 
 
+RERANK_NOTE = (
+    f"Rows \"<method>{RERANK_SUFFIX}\": the same method's features ranked after k-reciprocal re-ranking "
+    "(Zhong et al., CVPR 2017; evaluation.rerank_k1, rerank_k2, rerank_lambda); the other rows rank by Euclidean distance."
+)
+
+
 def _markdown(filled: _Filled) -> str:
     lines = ["# Results", "", "Rank-k (r=k) and mAP in %, mean ± std over trials. Protocol named above each table.", "", CHANCE_NOTE, ""]
+    if any(label.endswith(RERANK_SUFFIX) for _, body, _, _ in filled for label, _, _ in body):
+        lines += [RERANK_NOTE, ""]
     cited: list[str] = []
     for table, body, chance_body, published_body in filled:
         lines += [f"## {table.title}", ""]
