@@ -1,6 +1,6 @@
 """One re-ID method of the demo config, retrained with changed settings, evaluated as the workflow does.
 
-The harness behind the README's "What changed the numbers" table. It takes the demo dataset and
+The harness behind the tuning table of docs/demo.md ("How the settings were tuned"). It takes the demo dataset and
 cache that ``make run`` left under ``results/`` (so the conversion and the images are the
 workflow's own), builds the method's settings exactly as the workflow does (``reid:`` of the
 config, then the method's entry, then each ``--set``), trains with ``train_reid`` on one thread

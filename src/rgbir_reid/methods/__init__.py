@@ -17,7 +17,7 @@ their heavy dependencies (torch) inside ``train`` / ``extract``, so parsing the 
 
 Adding a family: a module ``rgbir_reid/methods/<name>.py`` defining ``FAMILY``, its line in
 :data:`FAMILIES`, its schema entry (``workflow/schemas/config.schema.yaml``), and its tests
-(README, "Add a method").
+(docs/adding-a-method.md).
 """
 
 from __future__ import annotations
