@@ -17,6 +17,7 @@ from rgbir_reid.training.aligngan import (
     build_model_from_settings,
     load_aligngan_model,
     train_aligngan,
+    use_norm_statistics,
 )
 from reid_tiny import sample_records
 
@@ -223,6 +224,38 @@ def test_model_file_and_test_features(reference, tmp_path):
         aligngan_features(model, x, 2)
 
 
+def test_norm_statistics_running_is_official_and_per_image_uses_each_images_own(reference, tmp_path):
+    path, _, _ = reference
+    assert AlignGANSettings().norm_statistics == "running"
+    model, _ = load_aligngan_model(path)
+    state = torch.load(path, weights_only=True)
+    per_image_path = tmp_path / "per_image.pt"
+    torch.save({**state, "settings": {**state["settings"], "norm_statistics": "per_image"}}, per_image_path)
+    per_image, settings = load_aligngan_model(per_image_path)
+    assert settings.norm_statistics == "per_image"
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    with torch.no_grad():
+        running_out, per_image_out = model.G_rgb2ir(x), per_image.G_rgb2ir(x)
+        # Each image alone gives the same output per image (its own statistics), and the
+        # generator in training mode (which always normalises per image) gives it too.
+        alone = torch.cat([per_image.G_rgb2ir(x[i : i + 1]) for i in range(2)])
+        per_image.G_rgb2ir.train()
+        trained_mode = per_image.G_rgb2ir(x)
+        per_image.G_rgb2ir.eval()
+    assert torch.allclose(per_image_out, alone, atol=1e-6) and torch.allclose(per_image_out, trained_mode, atol=1e-6)
+    assert not torch.allclose(running_out, per_image_out, atol=1e-3)
+    # The running buffers are dropped (torch would update them from test images otherwise).
+    assert any("running_mean" in k for k in model.G_rgb2ir.state_dict())
+    assert not any("running" in k for k in per_image.G_rgb2ir.state_dict())
+    with pytest.raises(ValueError, match="dropped"):
+        use_norm_statistics(per_image, "running")
+    # The test feature follows: visible images through the per-image generator.
+    assert not torch.allclose(aligngan_features(model, x, 0), aligngan_features(per_image, x, 0), atol=1e-4)
+    with pytest.raises(ValueError, match="norm_statistics 'batch'"):
+        use_norm_statistics(model, "batch")
+
+
 def test_load_rejects_other_files(tmp_path):
     other = tmp_path / "reid.pt"
     torch.save({"format": "rgbir_reid.reid_model/1", "state_dict": {}}, other)
@@ -270,6 +303,7 @@ def test_sampler_aligns_identities_across_modalities(cache):
         ("amp", "fp8", "one of"),
         ("last_stride", 3, "1 or 2"),
         ("lr_decay_iterations", (-5,), "joint-stage iterations"),
+        ("norm_statistics", "batch", "one of ['running', 'per_image']"),
     ],
 )
 def test_settings_validation_names_the_key(key, value, expected):

@@ -185,3 +185,33 @@ def test_sample_grid_layout(shared_data, tmp_path):
     tiles = [grid[row : row + 32, j * 18 : j * 18 + 16] for j in range(4)]
     assert np.array_equal(tiles[0], vis[2]) and np.array_equal(tiles[2], th[2])
     assert np.array_equal(tiles[1], fake_ir[2]) and np.array_equal(tiles[3], fake_rgb[2])
+
+
+def test_cycle_generator_terms_and_loss_by_hand():
+    # Generators that scale the image, discriminators that score its mean: every term by hand.
+    from rgbir_reid.training.cyclegan import cycle_generator_loss, cycle_generator_terms
+
+    rgb = torch.full((1, 3, 2, 2), 0.4)
+    ir = torch.full((2, 3, 2, 2), -0.2)
+    terms, fake_rgb, fake_ir = cycle_generator_terms(
+        lambda x: 0.5 * x, lambda x: 2.0 * x + 0.1, lambda x: x.mean().view(1), lambda x: x.mean().view(1), rgb, ir)
+    assert torch.allclose(fake_ir, torch.full_like(rgb, 0.2)) and torch.allclose(fake_rgb, torch.full_like(ir, -0.3))
+    expected = {
+        "G_gan_ir": (0.2 - 1) ** 2,          # score of G_rgb2ir(rgb) = 0.2
+        "G_gan_rgb": (-0.3 - 1) ** 2,        # score of G_ir2rgb(ir) = -0.3
+        "cycle_rgb": abs(2 * 0.2 + 0.1 - 0.4),   # G_ir2rgb(0.2) = 0.5
+        "cycle_ir": abs(0.5 * -0.3 + 0.2),       # G_rgb2ir(-0.3) = -0.15
+        "idt_rgb": abs(2 * 0.4 + 0.1 - 0.4),     # G_ir2rgb(rgb) = 0.9
+        "idt_ir": abs(0.5 * -0.2 + 0.2),         # G_rgb2ir(ir) = -0.1
+    }
+    for k, v in expected.items():
+        assert terms[k].item() == pytest.approx(v, abs=1e-6), k
+    loss = cycle_generator_loss(terms, 10.0, 5.0)
+    by_hand = (expected["G_gan_ir"] + expected["G_gan_rgb"] + 10 * (expected["cycle_rgb"] + expected["cycle_ir"])
+               + 5 * (expected["idt_rgb"] + expected["idt_ir"]))
+    assert loss.item() == pytest.approx(by_hand, abs=1e-5)
+    # Without the identity terms they are zero and the identity images are not computed.
+    calls = []
+    no_idt, _, _ = cycle_generator_terms(lambda x: calls.append(1) or x, lambda x: x, lambda x: x.mean(),
+                                         lambda x: x.mean(), rgb, ir, identity=False)
+    assert no_idt["idt_rgb"].item() == no_idt["idt_ir"].item() == 0.0 and len(calls) == 2  # fake IR + cycle IR

@@ -86,8 +86,10 @@ def use_norm_statistics(model: AlignGAN, mode: str) -> None:
 
     ``"running"`` (official ``core/test.py``: eval mode, the running means and variances
     gathered in training) or ``"per_image"`` (each image's own mean and variance, as in
-    training). Only ``G_rgb2ir`` and ``G_ir2rgb`` are touched; their running buffers are kept
-    (the model file is unchanged) but no longer read or updated when ``"per_image"``.
+    training). Only ``G_rgb2ir`` and ``G_ir2rgb`` are touched. With ``"per_image"`` their
+    running buffers are dropped from the module (torch's instance norm would otherwise keep
+    updating them from test images; the model file keeps them), so it cannot go back to
+    ``"running"``: load the model again for that.
 
     Raises:
         ValueError: ``mode`` is neither.
@@ -96,8 +98,11 @@ def use_norm_statistics(model: AlignGAN, mode: str) -> None:
         raise ValueError(f"norm_statistics {mode!r}: expected 'running' or 'per_image'")
     for generator in (model.G_rgb2ir, model.G_ir2rgb):
         for norm in generator.modules():
-            if isinstance(norm, nn.InstanceNorm2d):
-                norm.track_running_stats = mode == "running"
+            if isinstance(norm, nn.InstanceNorm2d) and mode == "per_image":
+                norm.track_running_stats = False
+                norm.running_mean = norm.running_var = norm.num_batches_tracked = None
+            elif isinstance(norm, nn.InstanceNorm2d) and norm.running_mean is None:
+                raise ValueError("norm_statistics 'running': this generator's running statistics were dropped (load the model again)")
 
 
 @torch.no_grad()
