@@ -29,10 +29,13 @@ How the iterations are timed, without changing the library:
 * CycleGAN: its loop logs one line every ``log_every`` iterations after reading its loss sums
   back from the device (a synchronisation); with ``log_every = warmup`` the time between the
   lines of iteration ``warmup`` and of the last one covers the timed iterations.
-* re-ID: three epochs of ``ceil(iterations / 2)`` steps; the first is the warm-up, and the
-  other two give the loop's own per-epoch images/s (its ``losses.csv`` column; each step copies
-  its labels to the device, which synchronises). Their ``on_epoch_end`` times give the
-  per-epoch overhead (checkpoint and loss table).
+* re-ID: three epochs of ``ceil(iterations / 2)`` steps; the first is the warm-up. The loop
+  logs one line per epoch after its steps, once it has read its loss sums back from the device
+  (and each step copies its labels to the device, which synchronises), then writes the
+  checkpoint and the loss table, then calls ``on_epoch_end``: the steps of epoch ``e`` take from
+  the end of epoch ``e - 1`` to its line, its overhead from its line to its end. Images per
+  step: the loop's own images/s (its ``losses.csv`` column, which counts CAJ's extra channel
+  views) times the seconds per step.
 * AlignGAN: ``on_iteration_end`` is called after every iteration once its loss terms are read
   back as floats (a synchronisation); each stage runs ``warmup + iterations`` iterations and the
   last ``iterations`` are timed. The joint stage runs one more, which writes the checkpoint: its
@@ -55,9 +58,14 @@ pixels) and a handful of iterations, in seconds: it checks that the script still
 
 Run::
 
-    .venv/bin/python benchmarks/gpu_check.py --json /tmp/gpu_check.json      # ~3-5 min on one GPU
+    .venv/bin/python benchmarks/gpu_check.py --json /tmp/gpu_check.json      # a few minutes on one GPU (expected)
     .venv/bin/python benchmarks/gpu_check.py --iterations 50 --only ce2l aligngan
     .venv/bin/python benchmarks/gpu_check.py --device cpu                     # tiny, seconds
+
+The script puts ``src/`` on the import path itself, and runs without Snakemake (then it reads
+the schema's defaults without validating): on a GPU machine whose Python holds PyTorch, h5py,
+pandas and matplotlib but not this project, ``PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py
+--json $OUT/gpu_check.json`` from the repository root is enough.
 """
 
 from __future__ import annotations
@@ -72,7 +80,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -136,7 +144,7 @@ class Row:
     method: str
     input_size: str
     amp: str
-    images_per_iteration: int
+    images_per_iteration: float  # images through the network(s) per iteration
     timed_iterations: int
     seconds_per_iteration: float
     peak_memory_mib: float | None
@@ -169,9 +177,13 @@ class GpuMemory:
         if self.cuda:
             torch.cuda.synchronize(self.device)
 
-    def reset(self) -> None:
+    def reset(self, *, free_cache: bool = False) -> None:
+        """Start a new peak; ``free_cache`` first returns the allocator's cached blocks (between runs),
+        so that the reserved peak is the run's own."""
         if self.cuda:
             self.sync()
+            if free_cache:
+                torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
 
     def peak(self) -> tuple[float | None, float | None]:
@@ -206,21 +218,49 @@ def stage_logger(name: str) -> tuple[logging.Logger, LogRecords]:
 
 
 def load_config(path: Path) -> dict:
-    """The config at ``path`` validated against the workflow's schema, defaults filled in (as ``common.smk`` does).
+    """The config at ``path`` validated against the workflow's schema, defaults filled in, as
+    ``workflow/rules/common.smk`` does (Snakemake's ``validate``).
+
+    Where Snakemake is not installed (a bare GPU machine's Python may hold PyTorch but not
+    Snakemake or jsonschema), the sections' defaults are read from the same schema without
+    validating, and a line says so: every setting the training reads then has the value the
+    workflow would give it (the settings dataclasses' defaults are the schema's, which
+    ``tests/workflow/test_config.py`` checks).
 
     Raises:
         SystemExit: the file is missing, not YAML, or fails validation (the message names the file).
     """
-    from snakemake.utils import validate
-
     if not path.is_file():
         sys.exit(f"--config {path}: no such file")
     try:
         config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        sys.exit(f"--config {path}: not YAML: {e}")
+    try:
+        from snakemake.utils import validate
+    except ImportError:
+        print(f"note: Snakemake is not installed here, so {path.name} is not validated; "
+              f"the defaults come from {SCHEMA.relative_to(REPO)}")
+        return schema_defaults_filled(config)
+    try:
         validate(config, str(SCHEMA))
-    except Exception as e:  # yaml.YAMLError, snakemake's WorkflowError (names the bad key)
+    except Exception as e:  # snakemake's WorkflowError, naming the bad key
         sys.exit(f"--config {path}: {e}")
     return config
+
+
+def schema_defaults_filled(config: dict) -> dict:
+    """``config`` with the schema's top-level and per-section ``default`` values filled in (no validation)."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    out = dict(config)
+    for key, prop in schema["properties"].items():
+        if key not in out and "default" in prop:
+            out[key] = prop["default"]
+        ref = prop.get("$ref", "")
+        section = schema["$defs"].get(ref.removeprefix("#/$defs/"), {}) if ref.startswith("#/$defs/") else {}
+        if isinstance(out.get(key), dict) and "properties" in section:
+            out[key] = {**{k: v["default"] for k, v in section["properties"].items() if "default" in v}, **out[key]}
+    return out
 
 
 def training_set_of(config: dict, path: Path) -> tuple[str, TrainingSet]:
@@ -255,10 +295,10 @@ def write_images(folder: Path, identities: int, per_modality: int, seed: int = 0
     return records
 
 
-def paper_sampler(settings: ReidSettings, training_set: TrainingSet) -> CrossModalityIdentitySampler:
-    """The re-ID training's sampler over the dataset's training rows of ``settings.train_sets``:
-    its ``len`` is the steps of one epoch (one pass over the rows unless ``batches_per_epoch`` is
-    set) and its ``batch_size`` the images per step, as the training counts them.
+def steps_per_epoch(settings: ReidSettings, training_set: TrainingSet) -> int:
+    """Steps of one re-ID epoch over the dataset's training rows of ``settings.train_sets``, as the
+    training's sampler counts them (``batches_per_epoch``, or one pass over the rows: ``ceil(rows
+    / images per batch)``).
 
     Rows are spread evenly over the identities (the counts depend only on the number of rows).
     A set's rows come from the visible images (real visible, converted RGB->IR) or the thermal ones.
@@ -272,11 +312,11 @@ def paper_sampler(settings: ReidSettings, training_set: TrainingSet) -> CrossMod
         modalities.append(np.full(n, modality))
         converted.append(np.full(n, kind != KIND_REAL))
     k = settings.num_instances
-    return CrossModalityIdentitySampler(
+    return len(CrossModalityIdentitySampler(
         np.concatenate(pids), np.concatenate(modalities), num_identities=settings.num_identities,
         num_instances=k, seed=0, batches_per_epoch=settings.batches_per_epoch, converted=np.concatenate(converted),
         num_converted_instances=k if settings.num_converted_instances is None else settings.num_converted_instances,
-    )
+    ))
 
 
 def size_text(size: Sequence[int]) -> str:
@@ -285,12 +325,13 @@ def size_text(size: Sequence[int]) -> str:
 
 def run_cyclegan(config: dict, records: list[ImageRecord], out: Path, device: torch.device, *, tiny: bool,
                  warmup: int, iterations: int, memory: GpuMemory) -> list[Row]:
+    """Time the CycleGAN of the config's ``cyclegan:`` section on the synthetic images ``records``."""
     paper = settings_from(CycleGANSettings, config["cyclegan"], "cyclegan")
     total = warmup + iterations
     settings = dataclasses.replace(paper, **(TINY_CYCLEGAN if tiny else {}), iterations=total, log_every=warmup,
                                    checkpoint_every=total)
     logger, log = stage_logger("cyclegan")
-    memory.reset()
+    memory.reset(free_cache=True)
     train_cyclegan([r.path for r in records if r.modality == VISIBLE], [r.path for r in records if r.modality == THERMAL],
                    out / "cyclegan", settings, device=device, seed=0, logger=logger)
     allocated, reserved = memory.peak()
@@ -305,12 +346,13 @@ def run_cyclegan(config: dict, records: list[ImageRecord], out: Path, device: to
         amp="none", images_per_iteration=2 * settings.batch_size, timed_iterations=iterations,
         seconds_per_iteration=(marks[total] - marks[warmup]) / iterations, peak_memory_mib=allocated,
         reserved_memory_mib=reserved, paper_iterations=paper.iterations,
-        paper_iterations_note=f"{paper.iterations} iterations",
+        paper_iterations_note=f"{paper.iterations:,} iterations",
     )]
 
 
 def run_reid(method: str, settings_map: dict, cache: Path, out: Path, device: torch.device, *, tiny: bool,
-             iterations: int, training_set: TrainingSet, memory: GpuMemory) -> list[Row]:
+             warmup: int, iterations: int, training_set: TrainingSet, memory: GpuMemory) -> list[Row]:
+    """Time one ``reid``-family method (``warmup`` is not used: the first epoch is the warm-up)."""
     section = f"methods.{method}"
     paper = settings_from(ReidSettings, settings_map, section)
     per_epoch = max(1, math.ceil(iterations / 2))
@@ -324,33 +366,40 @@ def run_reid(method: str, settings_map: dict, cache: Path, out: Path, device: to
 
     def on_epoch_end(epoch: int, row: dict) -> None:
         memory.sync()
-        ended[epoch] = time.perf_counter()
+        ended[epoch] = time.time()  # the clock of LogRecord.created
 
-    logger, _ = stage_logger(f"reid.{method}")
-    memory.reset()
+    logger, log = stage_logger(f"reid.{method}")
+    memory.reset(free_cache=True)
     train_reid(cache, out / method, settings, device=device, seed=0, logger=logger, on_epoch_end=on_epoch_end)
     allocated, reserved = memory.peak()
-    # The loop's own images/s of each timed epoch (its steps only), and what an epoch costs
-    # beyond its steps: the checkpoint and loss table written at its end.
-    history = pd.read_csv(out / method / "losses.csv")
-    timed = history[history["epoch"] > 1]
-    images_per_step = paper_sampler(settings, training_set).batch_size
-    seconds_per_step = float((images_per_step / timed["images_per_s"]).mean())
-    overhead = [ended[e] - ended[e - 1] - per_epoch * seconds_per_step for e in timed["epoch"]]
-    full = paper_sampler(paper, training_set)
-    steps = len(full)
+    # The loop's "epoch <e>/<E> ..." line comes right after its steps (once their loss sums are
+    # read back from the device), before the checkpoint and loss table; on_epoch_end after them.
+    # Epoch e's steps: from the end of epoch e-1 to its line; its overhead: from its line to its end.
+    logged = {rec.args[0]: rec.created for rec in log.records
+              if isinstance(rec.msg, str) and rec.msg.startswith("epoch ") and isinstance(rec.args, tuple)}
+    timed = [e for e in range(2, settings.epochs + 1)]
+    if any(e not in logged or e not in ended for e in timed) or 1 not in ended:
+        raise RuntimeError(f"train_reid logged no 'epoch e/E' line for epochs {timed} (got {sorted(logged)}): "
+                           "has its log line changed?")
+    seconds_per_step = sum(logged[e] - ended[e - 1] for e in timed) / (len(timed) * per_epoch)
+    overhead = float(np.mean([ended[e] - logged[e] for e in timed]))
+    # Images through the network per step (CAJ's channel views included), from the loop's own images/s.
+    history = pd.read_csv(out / method / "losses.csv").set_index("epoch")
+    images_per_second = float(np.mean([history.loc[e, "images_per_s"] for e in timed]))
+    steps = steps_per_epoch(paper, training_set)
     return [Row(
         stage=f"train_reid {method}", family="reid", method=method,
         input_size=f"{size_text(settings.crop_size)} {settings.architecture}", amp=settings.amp if device.type == "cuda" else "none",
-        images_per_iteration=images_per_step, timed_iterations=len(timed) * per_epoch,
+        images_per_iteration=images_per_second * seconds_per_step, timed_iterations=len(timed) * per_epoch,
         seconds_per_iteration=seconds_per_step, peak_memory_mib=allocated, reserved_memory_mib=reserved,
-        paper_iterations=paper.epochs * steps, paper_iterations_note=f"{paper.epochs} epochs x {steps} steps",
-        overhead_seconds=paper.epochs * max(0.0, float(np.mean(overhead))),
+        paper_iterations=paper.epochs * steps, paper_iterations_note=f"{paper.epochs} epochs x {steps:,} steps",
+        overhead_seconds=paper.epochs * max(0.0, overhead),
     )]
 
 
 def run_aligngan(method: str, settings_map: dict, cache: Path, out: Path, device: torch.device, *, tiny: bool,
-                 warmup: int, iterations: int, memory: GpuMemory) -> list[Row]:
+                 warmup: int, iterations: int, training_set: TrainingSet, memory: GpuMemory) -> list[Row]:
+    """Time each of an ``aligngan``-family method's three stages (one run of all three)."""
     section = f"methods.{method}"
     paper = settings_from(AlignGANSettings, settings_map, section)
     n = warmup + iterations
@@ -369,8 +418,7 @@ def run_aligngan(method: str, settings_map: dict, cache: Path, out: Path, device
             memory.reset()
 
     logger, _ = stage_logger(f"aligngan.{method}")
-    memory.reset()
-    times[0] = time.perf_counter()
+    memory.reset(free_cache=True)
     train_aligngan(cache, out / method, settings, device=device, seed=0, logger=logger, on_iteration_end=on_iteration_end)
 
     family = get_family("aligngan")
@@ -389,7 +437,7 @@ def run_aligngan(method: str, settings_map: dict, cache: Path, out: Path, device
             # Images through the encoder per iteration of this stage, as the family counts its work.
             images_per_iteration=family.work({**settings.to_dict(), **one}), timed_iterations=iterations,
             seconds_per_iteration=seconds[stage], peak_memory_mib=peaks[stage][0], reserved_memory_mib=peaks[stage][1],
-            paper_iterations=paper_iterations, paper_iterations_note=f"{paper_iterations} iterations",
+            paper_iterations=paper_iterations, paper_iterations_note=f"{paper_iterations:,} iterations",
             overhead_seconds=paper_iterations / paper.checkpoint_every * checkpoint_seconds,
         ))
     return rows
@@ -405,7 +453,7 @@ def format_table(rows: Sequence[Row]) -> str:
              "|---|---|---|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         memory = "-" if r.peak_memory_mib is None else f"{r.peak_memory_mib:,.0f}"
-        lines.append(f"| {r.stage} | {r.input_size} | {r.amp} | {r.images_per_iteration} | {r.seconds_per_iteration:.4f} "
+        lines.append(f"| {r.stage} | {r.input_size} | {r.amp} | {r.images_per_iteration:.0f} | {r.seconds_per_iteration:.4f} "
                      f"| {r.images_per_second:,.1f} | {memory} | {r.paper_iterations_note} | {hours(r.estimated_seconds)} |")
     for method in dict.fromkeys(r.method for r in rows):
         of = [r for r in rows if r.method == method]
@@ -414,7 +462,23 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-RUNNERS = {"reid": run_reid, "aligngan": run_aligngan}
+# The families whose training this script times, by their runner.
+RUNNERS: dict[str, Callable[..., list[Row]]] = {"reid": run_reid, "aligngan": run_aligngan}
+
+
+def synthetic_shape(settings: Iterable[dict], tiny: bool) -> tuple[int, int]:
+    """``(identities, images per identity and modality)`` that every batch of these methods can be drawn from.
+
+    Re-ID batches need ``num_identities`` x ``num_instances``; AlignGAN's GAN and IDE batches
+    ``*_identities`` x ``*_instances`` (tiny settings: 2 x 2 at most).
+    """
+    if tiny:
+        return 2, 2
+    ids, k = [2], [1]
+    for s in settings:
+        ids += [s.get(key, 0) for key in ("num_identities", "gan_identities", "ide_identities")]
+        k += [s.get(key, 0) for key in ("num_instances", "gan_instances", "ide_instances")]
+    return max(ids), max(k)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -454,6 +518,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.exit(f"--only {' '.join(unknown)}: not a stage of {args.config}; choose from {' '.join(plan)}")
         plan = [name for name in plan if name in args.only]
 
+    threads = torch.get_num_threads()
+    if tiny and device.type == "cpu":
+        # Tiny tensors: one thread is faster, and far faster when other processes share the cores.
+        torch.set_num_threads(1)
+    try:
+        return run_plan(args, config, device, tiny=tiny, warmup=warmup, iterations=iterations, plan=plan,
+                        trained=trained, untimed=untimed, dataset_format=dataset_format, training_set=training_set)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_plan(args: argparse.Namespace, config: dict, device: torch.device, *, tiny: bool, warmup: int, iterations: int,
+             plan: list[str], trained: dict[str, str], untimed: list[str], dataset_format: str,
+             training_set: TrainingSet) -> int:
+    """Make the synthetic data, time each stage of ``plan``, print the table (and write the JSON); 1 if a stage failed."""
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     print(f"gpu_check: {args.config.name} ({dataset_format}), device {device}{f' ({gpu})' if gpu else ''}, "
           f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.get_num_threads()} CPU threads; "
@@ -464,24 +543,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows: list[Row] = []
     failed: list[str] = []
+    wall: dict[str, float] = {}
+    started = time.perf_counter()
     memory = GpuMemory(device)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         settings = {m: method_settings(config["methods"][m], config) for m in plan if m != "cyclegan"}
-        # Enough identities and images for every batch of the planned methods (tiny batches with --tiny).
-        if tiny:
-            need_ids, need_k = 2, 2
-        else:
-            need_ids = max([s.get("num_identities", 0) for s in settings.values()]
-                           + [max(s.get("gan_identities", 0), s.get("ide_identities", 0)) for s in settings.values()] + [2])
-            need_k = max([s.get("num_instances", 0) for s in settings.values()]
-                         + [max(s.get("gan_instances", 0), s.get("ide_instances", 0)) for s in settings.values()] + [1])
+        identities, per_modality = synthetic_shape(settings.values(), tiny)
         t0 = time.perf_counter()
-        records = write_images(work / "images", need_ids, need_k)
+        records = write_images(work / "images", identities, per_modality)
         cache_size = TINY_CACHE_SIZE if tiny else tuple(config["cache"]["image_size"])
         cache = write_cache(work / "cache.h5", records, cache_size, converters=CONVERTERS)
-        print(f"synthetic data: {need_ids} identities x {need_k} images per modality ({SOURCE_SIZE[0]}x{SOURCE_SIZE[1]} "
+        print(f"synthetic data: {identities} identities x {per_modality} images per modality ({SOURCE_SIZE[0]}x{SOURCE_SIZE[1]} "
               f"JPEG), cache {size_text(cache_size)} with converted rows, {time.perf_counter() - t0:.1f} s")
         for name in plan:
             t0 = time.perf_counter()
@@ -489,12 +563,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if name == "cyclegan":
                     new = run_cyclegan(config, records, work, device, tiny=tiny, warmup=warmup,
                                        iterations=iterations, memory=memory)
-                elif trained[name] == "reid":
-                    new = run_reid(name, settings[name], cache, work, device, tiny=tiny, iterations=iterations,
-                                   training_set=training_set, memory=memory)
                 else:
                     new = RUNNERS[trained[name]](name, settings[name], cache, work, device, tiny=tiny, warmup=warmup,
-                                                 iterations=iterations, memory=memory)
+                                                 iterations=iterations, training_set=training_set, memory=memory)
             except Exception:  # e.g. out of GPU memory: report it and go on with the other stages
                 traceback.print_exc()
                 failed.append(name)
@@ -506,10 +577,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 memory_text = "" if r.peak_memory_mib is None else f", peak {r.peak_memory_mib:,.0f} MiB"
                 print(f"  {r.stage}: {r.seconds_per_iteration:.4f} s/iter, {r.images_per_second:,.1f} images/s"
                       f"{memory_text}", flush=True)
-            print(f"  ({name}: {time.perf_counter() - t0:.1f} s in all)", flush=True)
+            wall[name] = time.perf_counter() - t0
+            print(f"  ({name}: {wall[name]:.1f} s in all)", flush=True)
 
     print()
     print(format_table(rows))
+    print(f"\ngpu_check ran {time.perf_counter() - started:.0f} s in all")
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (tracebacks above)")
     if args.json:
@@ -517,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "config": str(args.config), "dataset_format": dataset_format, "training_set": dataclasses.asdict(training_set),
             "device": str(device), "gpu": gpu, "torch": torch.__version__, "cuda": torch.version.cuda,
-            "tiny": tiny, "warmup": warmup, "iterations": iterations, "failed": failed,
+            "tiny": tiny, "warmup": warmup, "iterations": iterations, "failed": failed, "wall_seconds": wall,
             "rows": [r.to_dict() for r in rows],
         }, indent=2))
         print(f"wrote {args.json}")

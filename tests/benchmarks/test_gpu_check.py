@@ -71,3 +71,13 @@ def test_cpu_run_is_tiny_and_gives_every_stage_finite_figures(gpu_check, tmp_pat
 def test_unknown_stage_is_an_error_naming_it(gpu_check):
     with pytest.raises(SystemExit, match="--only nosuch"):
         gpu_check.main(["--device", "cpu", "--only", "nosuch"])
+
+
+def test_defaults_without_snakemake_are_the_validated_ones(gpu_check):
+    """A GPU machine without Snakemake fills the schema's defaults itself: what the training reads matches."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    filled = gpu_check.schema_defaults_filled(raw)
+    validated = gpu_check.load_config(CONFIG)
+    for section in ("methods", "cyclegan", "cache", "reid", "aligngan"):
+        assert filled[section] == validated[section], section
+    assert "lambda_cycle" not in raw["cyclegan"] and filled["cyclegan"]["lambda_cycle"] == 10.0  # a schema default
