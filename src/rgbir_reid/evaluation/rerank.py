@@ -76,42 +76,60 @@ def nearest(dist: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``min(k + 1, N)`` nearest points of each row, nearest first: int64 ``[N, k+1]``.
 
     Each point comes first in its own list, even where another point is at distance 0 from it
-    (duplicate features); other ties keep column order (a stable sort).
+    (duplicate features). The ``k + 1`` are found by partition (linear time, not a full sort of
+    the row) and then sorted by distance, ties by column; where several points tie at the
+    ``(k+1)``-th distance, which of them make the cut is up to the partition (deterministic).
     """
     dist = _check_square(dist).copy()
     np.fill_diagonal(dist, -np.inf)
-    return np.argsort(dist, axis=1, kind="stable")[:, : min(k + 1, dist.shape[0])]
+    n = dist.shape[0]
+    m = min(k + 1, n)
+    part = np.argpartition(dist, m - 1, axis=1)[:, :m] if m < n else np.tile(np.arange(n), (n, 1))
+    order = np.lexsort((part, np.take_along_axis(dist, part, axis=1)), axis=-1)  # by distance, then column
+    return np.take_along_axis(part, order, axis=1)
 
 
-def k_reciprocal_neighbours(dist: np.ndarray, k: int) -> np.ndarray:
+def _near(dist: np.ndarray, k: int, near: np.ndarray | None) -> np.ndarray:
+    """:func:`nearest` ``(dist, k)``, or its first ``k + 1`` columns when a longer list is given."""
+    if near is None:
+        return nearest(dist, k)
+    if near.shape[1] < min(k + 1, near.shape[0]):
+        raise ValueError(f"near lists {near.shape[1]} points per row; {k + 1} are needed")
+    return near[:, : k + 1]
+
+
+def k_reciprocal_neighbours(dist: np.ndarray, k: int, near: np.ndarray | None = None) -> np.ndarray:
     """``R(p, k)`` of every point (eq. 4) as a boolean matrix ``[N, N]``: ``R[p, g]`` is True when
     ``g`` is among the ``k + 1`` nearest points of ``p`` and ``p`` among those of ``g``.
 
     Args:
         dist: ``[N, N]`` pairwise distances (zero diagonal), finite.
         k: neighbourhood size, >= 0.
+        near: :func:`nearest` of ``dist`` for some k' >= k, to skip recomputing it.
 
     Raises:
         ValueError: a matrix that is not square or holds NaN / inf.
     """
-    near = nearest(dist, k)
+    near = _near(dist, k, near)
     n = near.shape[0]
     member = np.zeros((n, n), dtype=bool)
     member[np.arange(n)[:, None], near] = True
     return member & member.T
 
 
-def expanded_neighbours(dist: np.ndarray, k1: int) -> np.ndarray:
+def expanded_neighbours(dist: np.ndarray, k1: int, near: np.ndarray | None = None) -> np.ndarray:
     """``R*(p, k1)`` of every point (eq. 6) as a boolean matrix ``[N, N]``.
 
     ``R(p, k1)`` with, for each ``q in R(p, k1)``, all of ``R(q, round(k1 / 2))`` when that set
-    shares strictly more than 2/3 of its points with ``R(p, k1)``.
+    shares strictly more than 2/3 of its points with ``R(p, k1)``. ``near``: as in
+    :func:`k_reciprocal_neighbours`.
 
     Raises:
         ValueError: as :func:`k_reciprocal_neighbours`.
     """
-    recip = k_reciprocal_neighbours(dist, k1)
-    half = k_reciprocal_neighbours(dist, int(np.around(k1 / 2.0)))
+    near = _near(dist, k1, near)
+    recip = k_reciprocal_neighbours(dist, k1, near)
+    half = k_reciprocal_neighbours(dist, int(np.around(k1 / 2.0)), near)
     n = recip.shape[0]
     half_size = half.sum(1)
     # |R(p, k1) ∩ R(q, k1/2)| for every pair, computed only where q in R(p, k1): the sets are
@@ -124,25 +142,25 @@ def expanded_neighbours(dist: np.ndarray, k1: int) -> np.ndarray:
     return recip | added
 
 
-def reciprocal_weights(dist: np.ndarray, k1: int) -> np.ndarray:
+def reciprocal_weights(dist: np.ndarray, k1: int, near: np.ndarray | None = None) -> np.ndarray:
     """``V`` of eq. 7: ``exp(-dist[p, g])`` on ``R*(p, k1)``, 0 elsewhere, each row summing to 1.
-    float64 ``[N, N]``.
+    float64 ``[N, N]``. ``near``: as in :func:`k_reciprocal_neighbours`.
 
     Raises:
         ValueError: as :func:`k_reciprocal_neighbours`.
     """
     dist = _check_square(dist)
-    weights = np.where(expanded_neighbours(dist, k1), np.exp(-dist), 0.0)
+    weights = np.where(expanded_neighbours(dist, k1, near), np.exp(-dist), 0.0)
     return weights / weights.sum(1, keepdims=True)  # p is in R*(p, k1): every row has a weight
 
 
-def query_expansion(weights: np.ndarray, dist: np.ndarray, k2: int) -> np.ndarray:
+def query_expansion(weights: np.ndarray, dist: np.ndarray, k2: int, near: np.ndarray | None = None) -> np.ndarray:
     """Local query expansion (eq. 11): row ``p`` of ``weights`` becomes the mean of the rows of
     its ``k2`` nearest points in ``dist`` (``p`` itself included). float64 ``[N, N]``; ``k2 = 1``
-    returns ``weights`` unchanged."""
+    returns ``weights`` unchanged. ``near``: as in :func:`k_reciprocal_neighbours`."""
     if k2 <= 1:
         return np.asarray(weights, dtype=np.float64)
-    near = nearest(dist, k2 - 1)
+    near = _near(dist, k2 - 1, near)
     n, m = near.shape
     mean_of = sp.csr_matrix((np.full(n * m, 1.0 / m), (np.repeat(np.arange(n), m), near.ravel())), shape=(n, n))
     return np.asarray(mean_of @ weights)
@@ -220,6 +238,7 @@ def rerank_distances(
     """
     dist = _check_square(original_distance(q_g, q_q, g_g), "re-ranking distances")
     n_query = q_g.shape[0]
-    weights = query_expansion(reciprocal_weights(dist, settings.k1), dist, settings.k2)
+    near = nearest(dist, max(settings.k1, settings.k2 - 1))  # one neighbour search for every step
+    weights = query_expansion(reciprocal_weights(dist, settings.k1, near), dist, settings.k2, near)
     jaccard = jaccard_distance(weights[:n_query], weights[n_query:])
     return ((1.0 - settings.lam) * jaccard + settings.lam * dist[:n_query, n_query:]).astype(np.float32)
