@@ -36,7 +36,7 @@ def test_rerank_reruns_evaluation_and_report_only(reranked_run):
 def test_rerank_rows_beside_plain_ones_with_provenance(reranked_run):
     from rgbir_reid import __version__
     from rgbir_reid.io import sha256_file
-    from rgbir_reid.training.checkpoints import training_code_hash
+    from rgbir_reid.code_hash import training_code_hash
 
     workdir, _, _ = reranked_run
     table = pd.read_csv(workdir / "results/report/table.csv", keep_default_na=False)

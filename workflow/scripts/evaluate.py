@@ -14,7 +14,7 @@ from rgbir_reid.evaluation.rerank import RerankSettings  # noqa: E402
 from rgbir_reid.io import write_json  # noqa: E402
 from rgbir_reid.reporting.provenance import row_provenance  # noqa: E402
 from rgbir_reid.scripting import run_script  # noqa: E402
-from rgbir_reid.training.checkpoints import training_code_hash  # noqa: E402
+from rgbir_reid.code_hash import training_code_hash  # noqa: E402
 
 # The demo dataset has the SYSU-MM01 layout and is evaluated with its protocol.
 PROTOCOL_OF_FORMAT = {"sysu_mm01": "sysu_mm01", "demo": "sysu_mm01", "regdb": "regdb"}

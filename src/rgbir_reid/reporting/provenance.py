@@ -15,7 +15,7 @@ column            meaning
                   train (hand-crafted descriptors)
 ``version``       ``rgbir_reid.__version__`` of the library that evaluated
 ``code_hash``     the library's training-code hash at evaluation
-                  (``rgbir_reid.training.checkpoints.training_code_hash``); Snakemake does not rerun
+                  (``rgbir_reid.code_hash.training_code_hash``, what checkpoints record); Snakemake does not rerun
                   training when the library changes, so a model trained by older code still shows
                   the hash of the code that evaluated it
 ``test_feature``  the feature matched: the ``test_feature`` attribute of ``features.h5`` (re-ID
