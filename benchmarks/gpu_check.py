@@ -463,7 +463,7 @@ def format_table(rows: Sequence[Row]) -> str:
 
 
 # The families whose training this script times, by their runner.
-RUNNERS: dict[str, Callable[..., list[Row]]] = {"reid": run_reid, "aligngan": run_aligngan}
+RUNNERS: dict[str, Callable[..., list[Row]]] = {"aligngan": run_aligngan, "reid": run_reid}
 
 
 def synthetic_shape(settings: Iterable[dict], tiny: bool) -> tuple[int, int]:
@@ -481,18 +481,32 @@ def synthetic_shape(settings: Iterable[dict], tiny: bool) -> tuple[int, int]:
     return max(ids), max(k)
 
 
+def write_json(path: Path, rows: Sequence[Row], *, config: Path, dataset_format: str, training_set: TrainingSet,
+               device: torch.device, gpu: str | None, wall: dict[str, float], **run: Any) -> None:
+    """The figures and what produced them (``run``: tiny, warmup, iterations, failed, skipped; ``wall``:
+    seconds per stage, all in)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "config": str(config), "dataset_format": dataset_format, "training_set": dataclasses.asdict(training_set),
+        "device": str(device), "gpu": gpu, "torch": torch.__version__, "cuda": torch.version.cuda, **run,
+        "wall_seconds": wall, "rows": [r.to_dict() for r in rows],
+    }, indent=2))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="a paper config (default: SYSU-MM01's)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes and a few iterations (forced on a CPU)")
     parser.add_argument("--iterations", type=int, default=None,
-                        help="timed iterations per stage, after the warm-up (default 200; 2 with --tiny)")
+                        help="timed iterations per stage, after the warm-up (default 150; 2 with --tiny)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="iterations before the timed ones (default iterations/10, at least 1; re-ID: its first epoch)")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="run only these: 'cyclegan' and/or method names of the config (default: every training stage)")
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="start no stage after this many minutes (the stages left are listed as skipped)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file (rewritten after every stage)")
     parser.add_argument("--workdir", type=Path, help="keep the synthetic data and outputs here (default: a temporary folder)")
     args = parser.parse_args(argv)
 
@@ -501,17 +515,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError) as e:
         sys.exit(f"--device {args.device}: {e}")
     tiny = args.tiny or device.type != "cuda"
-    iterations = args.iterations if args.iterations is not None else (2 if tiny else 200)
+    iterations = args.iterations if args.iterations is not None else (2 if tiny else 150)
     warmup = args.warmup if args.warmup is not None else max(1, iterations // 10)
     if iterations < 1 or warmup < 1:
         sys.exit(f"--iterations and --warmup must be >= 1, got {iterations} and {warmup}")
     config = load_config(args.config)
     dataset_format, training_set = training_set_of(config, args.config)
 
-    # What to run: the CycleGAN, then every method of a family this script times, in config order.
+    # What to run: the CycleGAN, then the methods of each family this script times (AlignGAN's
+    # first, the re-ID ones after), each family's in config order.
     trained = {m: e["family"] for m, e in config["methods"].items() if get_family(e["family"]).trains}
     untimed = sorted(m for m, f in trained.items() if f not in RUNNERS)
-    plan = ["cyclegan", *(m for m, f in trained.items() if f in RUNNERS)]
+    plan = ["cyclegan", *(m for family in RUNNERS for m, f in trained.items() if f == family)]
     if args.only:
         unknown = sorted(set(args.only) - set(plan))
         if unknown:
@@ -557,8 +572,12 @@ def run_plan(args: argparse.Namespace, config: dict, device: torch.device, *, ti
         cache = write_cache(work / "cache.h5", records, cache_size, converters=CONVERTERS)
         print(f"synthetic data: {identities} identities x {per_modality} images per modality ({SOURCE_SIZE[0]}x{SOURCE_SIZE[1]} "
               f"JPEG), cache {size_text(cache_size)} with converted rows, {time.perf_counter() - t0:.1f} s")
+        skipped: list[str] = []
         for name in plan:
             t0 = time.perf_counter()
+            if args.max_minutes is not None and t0 - started > 60 * args.max_minutes:
+                skipped.append(name)
+                continue
             try:
                 if name == "cyclegan":
                     new = run_cyclegan(config, records, work, device, tiny=tiny, warmup=warmup,
@@ -579,20 +598,22 @@ def run_plan(args: argparse.Namespace, config: dict, device: torch.device, *, ti
                       f"{memory_text}", flush=True)
             wall[name] = time.perf_counter() - t0
             print(f"  ({name}: {wall[name]:.1f} s in all)", flush=True)
+            if args.json:  # after every stage, so that a run stopped part way keeps what it measured
+                write_json(args.json, rows, failed=failed, skipped=skipped, wall=wall, config=args.config,
+                           dataset_format=dataset_format, training_set=training_set, device=device, gpu=gpu,
+                           tiny=tiny, warmup=warmup, iterations=iterations)
 
     print()
     print(format_table(rows))
     print(f"\ngpu_check ran {time.perf_counter() - started:.0f} s in all")
+    if skipped:
+        print(f"\nskipped (past --max-minutes {args.max_minutes}): {', '.join(skipped)}")
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (tracebacks above)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "config": str(args.config), "dataset_format": dataset_format, "training_set": dataclasses.asdict(training_set),
-            "device": str(device), "gpu": gpu, "torch": torch.__version__, "cuda": torch.version.cuda,
-            "tiny": tiny, "warmup": warmup, "iterations": iterations, "failed": failed, "wall_seconds": wall,
-            "rows": [r.to_dict() for r in rows],
-        }, indent=2))
+        write_json(args.json, rows, failed=failed, skipped=skipped, wall=wall, config=args.config,
+                   dataset_format=dataset_format, training_set=training_set, device=device, gpu=gpu,
+                   tiny=tiny, warmup=warmup, iterations=iterations)
         print(f"wrote {args.json}")
     return 1 if failed else 0
 

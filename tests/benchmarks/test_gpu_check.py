@@ -38,14 +38,15 @@ def test_cpu_run_is_tiny_and_gives_every_stage_finite_figures(gpu_check, tmp_pat
     assert gpu_check.main(["--device", "cpu", "--json", str(out), "--workdir", str(tmp_path / "work")]) == 0
     printed = capsys.readouterr().out
     figures = json.loads(out.read_text())
-    assert figures["tiny"] is True and figures["device"] == "cpu" and figures["failed"] == []
+    assert figures["tiny"] is True and figures["device"] == "cpu"
+    assert figures["failed"] == [] and figures["skipped"] == []
 
     config = yaml.safe_load(CONFIG.read_text())
     families = {m: e["family"] for m, e in config["methods"].items()}
     expected = ["train_cyclegan"]
-    expected += [f"train_reid {m}" for m, f in families.items() if f == "reid"]
     expected += [f"train_aligngan {m} / {s}" for m, f in families.items() if f == "aligngan"
                  for s in ("feature_warmup", "pixel_warmup", "joint")]
+    expected += [f"train_reid {m}" for m, f in families.items() if f == "reid"]
     rows = {r["stage"]: r for r in figures["rows"]}
     assert list(rows) == expected
     for stage, r in rows.items():
@@ -66,6 +67,15 @@ def test_cpu_run_is_tiny_and_gives_every_stage_finite_figures(gpu_check, tmp_pat
     for stage, n in (("feature_warmup", 5000), ("pixel_warmup", 10000), ("joint", 10100)):
         assert rows[f"train_aligngan aligngan / {stage}"]["paper_iterations"] == n
     assert "aligngan total" in printed
+
+
+def test_stages_past_the_time_limit_are_skipped_and_listed(gpu_check, tmp_path, capsys):
+    out = tmp_path / "figures.json"
+    assert gpu_check.main(["--device", "cpu", "--only", "cyclegan", "ce2l", "--max-minutes", "0",
+                           "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["skipped"] == ["cyclegan", "ce2l"] and figures["rows"] == []
+    assert "skipped (past --max-minutes 0.0): cyclegan, ce2l" in capsys.readouterr().out
 
 
 def test_unknown_stage_is_an_error_naming_it(gpu_check):
