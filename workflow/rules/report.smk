@@ -6,7 +6,8 @@ from rgbir_reid.reporting.ranked_lists import (
     protocol_modes,
 )
 
-# One ranked-list figure per dataset, method and protocol mode, from the first trial's features.
+# One ranked-list figure per dataset, method and protocol mode, from the first trial's features;
+# sorted, so that the param does not change with the key order of a config file.
 RANKED_LISTS = [
     {
         "dataset": d,
@@ -18,8 +19,8 @@ RANKED_LISTS = [
         "title": f"{d} / {m}: {mode} (trial {trials_of(d)[0]}, gallery trial 0)",
         "out": f"results/report/ranked/{figure_name(d, m, mode)}",
     }
-    for d in DATASETS
-    for m in METHODS
+    for d in sorted(DATASETS)
+    for m in sorted(METHODS)
     for mode in protocol_modes(dataset_format(d), config["evaluation"])
 ]
 
@@ -27,7 +28,9 @@ RANKED_LISTS = [
 rule ranked_lists:
     input:
         features=sorted({fig["features"] for fig in RANKED_LISTS}),
-        protocol_files=sorted({fig["rand_perm"] for fig in RANKED_LISTS if fig["rand_perm"]}),
+        protocol_files=sorted(
+            {fig["rand_perm"] for fig in RANKED_LISTS if fig["rand_perm"]}
+        ),
     output:
         [
             report(
