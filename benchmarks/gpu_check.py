@@ -95,6 +95,7 @@ from rgbir_reid.config import settings_from  # noqa: E402
 from rgbir_reid.data.cache import write_cache  # noqa: E402
 from rgbir_reid.data.records import KIND_REAL, MODALITY_CODE, THERMAL, TRAIN_SETS, VISIBLE, ImageRecord  # noqa: E402
 from rgbir_reid.data.samplers import CrossModalityIdentitySampler  # noqa: E402
+from rgbir_reid.data.splits import trials_of  # noqa: E402
 from rgbir_reid.device import resolve_device  # noqa: E402
 from rgbir_reid.methods import get_family, method_settings  # noqa: E402
 from rgbir_reid.training.aligngan import STAGES, AlignGANSettings, train_aligngan  # noqa: E402
@@ -263,8 +264,9 @@ def schema_defaults_filled(config: dict) -> dict:
     return out
 
 
-def training_set_of(config: dict, path: Path) -> tuple[str, TrainingSet]:
-    """The format of the config's first dataset and its training-set size.
+def training_set_of(config: dict, path: Path) -> tuple[str, TrainingSet, int]:
+    """The format of the config's first dataset, its training-set size (one trial) and its number
+    of trials (each trains its own models: RegDB's 10).
 
     Raises:
         SystemExit: no dataset, or a format without known training-set sizes (names the key).
@@ -273,7 +275,7 @@ def training_set_of(config: dict, path: Path) -> tuple[str, TrainingSet]:
         if ds["format"] not in TRAINING_SETS:
             sys.exit(f"--config {path}: datasets.{name}.format is {ds['format']!r}; the full-run estimates "
                      f"know the training sets of {sorted(TRAINING_SETS)}")
-        return ds["format"], TRAINING_SETS[ds["format"]]
+        return ds["format"], TRAINING_SETS[ds["format"]], len(ds.get("trials") or trials_of(ds["format"]))
     sys.exit(f"--config {path}: no datasets")
 
 
@@ -377,7 +379,7 @@ def run_reid(method: str, settings_map: dict, cache: Path, out: Path, device: to
     # Epoch e's steps: from the end of epoch e-1 to its line; its overhead: from its line to its end.
     logged = {rec.args[0]: rec.created for rec in log.records
               if isinstance(rec.msg, str) and rec.msg.startswith("epoch ") and isinstance(rec.args, tuple)}
-    timed = [e for e in range(2, settings.epochs + 1)]
+    timed = list(range(2, settings.epochs + 1))
     if any(e not in logged or e not in ended for e in timed) or 1 not in ended:
         raise RuntimeError(f"train_reid logged no 'epoch e/E' line for epochs {timed} (got {sorted(logged)}): "
                            "has its log line changed?")
@@ -520,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if iterations < 1 or warmup < 1:
         sys.exit(f"--iterations and --warmup must be >= 1, got {iterations} and {warmup}")
     config = load_config(args.config)
-    dataset_format, training_set = training_set_of(config, args.config)
+    dataset_format, training_set, trials = training_set_of(config, args.config)
 
     # What to run: the CycleGAN, then the methods of each family this script times (AlignGAN's
     # first, the re-ID ones after), each family's in config order.
@@ -539,14 +541,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(1)
     try:
         return run_plan(args, config, device, tiny=tiny, warmup=warmup, iterations=iterations, plan=plan,
-                        trained=trained, untimed=untimed, dataset_format=dataset_format, training_set=training_set)
+                        trained=trained, untimed=untimed, dataset_format=dataset_format, training_set=training_set,
+                        trials=trials)
     finally:
         torch.set_num_threads(threads)
 
 
 def run_plan(args: argparse.Namespace, config: dict, device: torch.device, *, tiny: bool, warmup: int, iterations: int,
              plan: list[str], trained: dict[str, str], untimed: list[str], dataset_format: str,
-             training_set: TrainingSet) -> int:
+             training_set: TrainingSet, trials: int) -> int:
     """Make the synthetic data, time each stage of ``plan``, print the table (and write the JSON); 1 if a stage failed."""
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     print(f"gpu_check: {args.config.name} ({dataset_format}), device {device}{f' ({gpu})' if gpu else ''}, "
@@ -601,10 +604,12 @@ def run_plan(args: argparse.Namespace, config: dict, device: torch.device, *, ti
             if args.json:  # after every stage, so that a run stopped part way keeps what it measured
                 write_json(args.json, rows, failed=failed, skipped=skipped, wall=wall, config=args.config,
                            dataset_format=dataset_format, training_set=training_set, device=device, gpu=gpu,
-                           tiny=tiny, warmup=warmup, iterations=iterations)
+                           tiny=tiny, warmup=warmup, iterations=iterations, trials=trials)
 
     print()
     print(format_table(rows))
+    print(f"\nest. full run: one trial of {dataset_format} ({training_set.visible:,} visible + {training_set.thermal:,} "
+          f"thermal training images); the config trains {trials} trial(s), each with its own models")
     print(f"\ngpu_check ran {time.perf_counter() - started:.0f} s in all")
     if skipped:
         print(f"\nskipped (past --max-minutes {args.max_minutes}): {', '.join(skipped)}")
@@ -613,7 +618,7 @@ def run_plan(args: argparse.Namespace, config: dict, device: torch.device, *, ti
     if args.json:
         write_json(args.json, rows, failed=failed, skipped=skipped, wall=wall, config=args.config,
                    dataset_format=dataset_format, training_set=training_set, device=device, gpu=gpu,
-                   tiny=tiny, warmup=warmup, iterations=iterations)
+                   tiny=tiny, warmup=warmup, iterations=iterations, trials=trials)
         print(f"wrote {args.json}")
     return 1 if failed else 0
 
