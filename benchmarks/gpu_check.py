@@ -9,12 +9,15 @@ for a few hundred iterations on synthetic data of the configured sizes:
   9 residual blocks in the paper configs), on synthetic JPEG files;
 * ``train_reid <method>``: :func:`rgbir_reid.training.reid.train_reid` for every ``reid``-family
   method (CE²L and BDTR: two-stream AlexNet at 227x227; Wu et al.'s baselines: ResNet-50 at
-  256x128), on a synthetic HDF5 cache of real and "converted" rows;
+  256x128; AGW and CAJ, where the config has them: ResNet-50 with non-local blocks at
+  288x144), on a synthetic HDF5 cache of real and "converted" rows;
 * ``train_aligngan <method> / <stage>``: :func:`rgbir_reid.training.aligngan.train_aligngan`,
   each of its three stages (feature warm-up, pixel warm-up, joint) at the official sizes and
   batches, on the same cache;
 
-with AMP, channels-last, loader workers and batch shapes as configured. Only the lengths are
+with AMP (re-ID and AlignGAN: ``amp``, bf16 in the paper configs; the CycleGAN has no AMP
+setting and trains in float32), channels-last, loader workers and batch shapes as configured,
+in this order: CycleGAN, AlignGAN, the re-ID methods. Only the lengths are
 changed (and ``pretrained: none``: a GPU machine may not reach the ImageNet weights, and the
 initial weights do not change the speed). It prints a table with, per stage, the seconds per
 iteration and images per second after ``--warmup`` iterations, the peak GPU memory
