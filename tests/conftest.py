@@ -17,6 +17,11 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # Snakemake 9 applies the workflow profile beside the Snakefile (profiles/default: rerun-incomplete,
 # a gpu limit) to every run by itself; the tests' runs say what they want on their command line.
 NO_PROFILE = ("--workflow-profile", "none")
+# Options of the tests' runs that execute jobs: two jobs at once, one thread each (as `make run`
+# on a CPU-only machine). With two threads per job on 2 cores, OpenMP threads spin against each
+# other: the tiny CycleGAN job took 3-5x the CPU time (21.4 s against 6.4 s, benchmark files of
+# the SYSU sample run). Results depend on the thread count: runs compared with each other use these.
+RUN = ("--cores", "2", "--max-threads", "1")
 # Workflow settings small enough for a 2-core CPU; the pipeline is the same as a full run.
 TINY = yaml.safe_load((REPO / "tests" / "workflow" / "tiny.yaml").read_text())
 

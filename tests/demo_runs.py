@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import yaml
 
-from conftest import TINY, run_snakemake
+from conftest import RUN, TINY, run_snakemake
 
 DEMO = {"demo": {"format": "demo", "demo": {"n_train_ids": 8, "n_test_ids": 4, "images_per_camera": 2, "height": 32, "width": 16}}}
 # One method: every stage runs once, and the run stays at about a minute on 2 cores.
@@ -44,7 +44,7 @@ def finished_run(tmp_path_factory, name: str = "reference") -> Path:
     done = workdir / "finished"
     if not done.exists():
         config = write_demo_config(workdir)
-        run_snakemake(workdir, "--cores", "2", "--configfile", str(config))
+        run_snakemake(workdir, *RUN, "--configfile", str(config))
         done.touch()
     return workdir
 

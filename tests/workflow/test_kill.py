@@ -10,13 +10,21 @@ byte for byte). One run serves both so that ``make test`` pays for two tiny runs
 
 A stage is killed when something shows its job has begun its work: a temporary output (make_demo,
 build_cache), the first checkpoint (train_cyclegan, train_reid: resumed, not started over, on
-the rerun) or the job's log, which the script opens before it reads its inputs (the others).
+the rerun), the job's log, which the script opens before it reads its inputs (index_dataset,
+make_splits, extract, evaluate) or, for the report, its first finished output: the tables are
+there, the figures not yet, so Snakemake holds finished-looking outputs of an unfinished job.
+
+Every run here is a plain ``snakemake --cores 2`` as a reader types it: the default workflow
+profile (``profiles/default``, found beside the Snakefile) is what lets the restarts go on
+(``rerun-incomplete``); without it the restart after the report's kill stops
+(``test_restart_without_the_default_profile_stops_at_the_incomplete_report``).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import signal
 import subprocess
 import time
@@ -25,7 +33,7 @@ from typing import NamedTuple
 
 import pytest
 
-from conftest import NO_PROFILE, REPO, SNAKEMAKE, run_snakemake
+from conftest import REPO, RUN, SNAKEMAKE, run_snakemake
 from demo_runs import differences, finished_run, temporary_leftovers, write_demo_config
 
 pytestmark = pytest.mark.workflow
@@ -56,7 +64,7 @@ STAGES = [
           tuple(f"{METHOD}/{f}" for f in ("model.pt", "losses.csv", "losses.png", "losses.pdf"))),
     Stage("extract", "results/logs/demo/trial1/ce2l/extract.log", (f"{METHOD}/features.h5",)),
     Stage("evaluate", "results/logs/demo/trial1/ce2l/evaluate.log", (f"{METHOD}/metrics.json",)),
-    Stage("report", "results/logs/report.log",
+    Stage("report", "results/report/table.csv",
           tuple(f"results/report/{f}" for f in ("table.md", "table.csv", "table.tex", "cmc.png", "cmc.pdf"))),
 ]
 # Training jobs that must pick up their checkpoint after the kill, and the line that says so.
@@ -64,9 +72,8 @@ RESUMED = {
     "train_cyclegan": ("results/logs/demo/trial1/train_cyclegan.log", "resuming from iteration"),
     "train_reid": ("results/logs/demo/trial1/ce2l/train_reid.log", "resuming from epoch"),
 }
-# The tests' runs leave out the default workflow profile (profiles/default, which sets
-# rerun-incomplete; conftest.NO_PROFILE), so the option a killed run needs is given here.
-RUN = ("--cores", "2", "--rerun-incomplete")
+# The killed runs are plain (conftest.RUN, the reference run's options): no --workflow-profile
+# and no --rerun-incomplete, which the default profile gives.
 
 
 def _matches(workdir: Path, pattern: str) -> bool:
@@ -85,11 +92,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
         time.sleep(POLL_S)
 
 
+def _plain(workdir: Path, *args: str) -> list[str]:
+    """A plain snakemake command line (the default workflow profile applies)."""
+    return [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+
+
 def _run_until(workdir: Path, config: Path, stage: Stage, log: Path) -> bool:
     """Start the workflow and SIGKILL it once ``stage`` is under way; True if it was killed
     before the job finished (False: the run ended, or the job outran the poll)."""
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *NO_PROFILE,
-           *RUN, "--configfile", str(config)]
+    cmd = _plain(workdir, *RUN, "--configfile", str(config))
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -108,7 +119,8 @@ def _run_until(workdir: Path, config: Path, stage: Stage, log: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def killed_run(tmp_path_factory):
-    """The reference run, and a run of the same config killed part way through every stage."""
+    """The reference run, and a run of the same config killed part way through every stage; the
+    dry run without the default profile and the plain restart after the last kill."""
     reference = finished_run(tmp_path_factory, "reference")
     workdir = tmp_path_factory.mktemp("demo_killed")
     config = write_demo_config(workdir)
@@ -118,16 +130,35 @@ def killed_run(tmp_path_factory):
             killed.append(stage.rule)
             left[stage.rule] = temporary_leftovers(workdir)
         run_snakemake(workdir, "--unlock")
-    run_snakemake(workdir, *RUN, "--configfile", str(config))
-    return reference, workdir, killed, left
+    # The report was killed last, after its tables: a run without the profile must refuse to go on.
+    without_profile = run_snakemake(workdir, "-n", *RUN, "--configfile", str(config), check=False)
+    restart = subprocess.run(_plain(workdir, *RUN, "--configfile", str(config)), capture_output=True, text=True,
+                             timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    return reference, workdir, killed, left, without_profile, restart
 
 
 def test_every_stage_was_killed_part_way(killed_run):
-    _, _, killed, left = killed_run
+    _, _, killed, left, *_ = killed_run
     assert killed == [s.rule for s in STAGES]
     # Killed while writing: the half-written demo folder and cache stay until the rerun, so the
     # clean-up that test_no_temporary_leftovers sees is the rerun's, not an untouched run's.
     assert left["make_demo"] and left["build_cache"], left
+
+
+def test_restart_without_the_default_profile_stops_at_the_incomplete_report(killed_run):
+    *_, without_profile, _ = killed_run
+    out = without_profile.stdout + without_profile.stderr
+    assert without_profile.returncode != 0 and "IncompleteFilesException" in out, out
+    assert "results/report/table.csv" in out and "--rerun-incomplete" in out
+
+
+def test_plain_restart_applies_the_default_profile_and_reruns_the_report(killed_run):
+    *_, restart = killed_run
+    out = restart.stdout + restart.stderr
+    assert "Using workflow specific profile" in out and "profiles/default" in out
+    # Snakemake 9 reruns incomplete outputs as forced jobs: the report, and nothing before it.
+    assert re.search(r"^report\s+1$", out, flags=re.M) and not re.search(r"^train_reid\s+\d", out, flags=re.M), out
 
 
 def test_killed_training_resumes_from_its_checkpoint(killed_run):
