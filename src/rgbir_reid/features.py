@@ -13,8 +13,9 @@ dataset        dtype / shape        meaning
 =============  ===================  ==============================================
 
 Attributes: ``family`` (the method family that made them) and the family's provenance; the
-``reid`` family writes ``model_sha256`` (the model file the features came from) and ``flip``
-(whether the flip test-time augmentation was applied).
+``reid`` family writes ``model_sha256`` (the model file the features came from), ``flip``
+(whether the flip test-time augmentation was applied) and ``test_feature`` (which feature of
+the network: ``bnneck`` or ``pooled``, see :class:`rgbir_reid.models.reid.ReidNet`).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def reid_features(
     ``image_size``, centre ``crop_size`` window), ImageNet normalisation as in training, and
     goes through the stream of its modality; the feature is the eval-mode embedding,
     L2-normalised (:func:`embed`), optionally averaged with its mirror's (``flip``).
-    ``attrs`` = ``{"model_sha256", "flip"}``.
+    ``attrs`` = ``{"model_sha256", "flip", "test_feature"}`` (``"bnneck"``: the BN output, i.e. the
+    embedding or AGW's BN-neck feature; ``"pooled"``: the pooled backbone feature).
 
     Args:
         model_path: ``model.pt`` written by :func:`rgbir_reid.training.reid.train_reid`.
@@ -149,7 +151,8 @@ def reid_features(
         x = imagenet_normalize(pixels).to(device)
         modality = torch.from_numpy(modality_codes[start:start + batch_size]).long().to(device)
         chunks.append(embed(model, x, modality, flip=flip).cpu().numpy().astype(np.float32))
-    return np.concatenate(chunks), {"model_sha256": sha256_file(model_path), "flip": bool(flip)}
+    return np.concatenate(chunks), {"model_sha256": sha256_file(model_path), "flip": bool(flip),
+                                    "test_feature": settings.test_feature}
 
 
 def extract_features(

@@ -100,12 +100,12 @@ def test_settings_from_names_unknown_key():
 @pytest.mark.parametrize(
     "config, expected",
     [
-        # ce2l, bdtr, one_stream, two_stream, zero_padding (train_reid) and aligngan (train_aligngan)
-        # train; hog, lomo, mlbp do not
-        ("sysu_mm01.yaml", {"train_cyclegan": 1, "build_cache": 1, "train_reid": 5, "train_aligngan": 1,
-                            "extract": 9, "evaluate": 9}),
-        ("regdb.yaml", {"train_cyclegan": 10, "build_cache": 10, "train_reid": 50, "train_aligngan": 10,
-                        "extract": 90, "evaluate": 90}),
+        # ce2l, bdtr, one_stream, two_stream, zero_padding, agw, caj (train_reid) and aligngan
+        # (train_aligngan) train; hog, lomo, mlbp do not
+        ("sysu_mm01.yaml", {"train_cyclegan": 1, "build_cache": 1, "train_reid": 7, "train_aligngan": 1,
+                            "extract": 11, "evaluate": 11}),
+        ("regdb.yaml", {"train_cyclegan": 10, "build_cache": 10, "train_reid": 70, "train_aligngan": 10,
+                        "extract": 110, "evaluate": 110}),
     ],
 )
 def test_full_paper_configs_plan_the_whole_dag(tmp_path, shared_data, config, expected):
@@ -172,7 +172,7 @@ def test_paper_configs_plan_the_same_budget_for_ce2l_and_bdtr(tmp_path, shared_d
         if f"train_reid {name} trial 1 " in line:
             method, budget = line.split(f"train_reid {name} trial 1 ", 1)[1].split(": ", 1)
             budgets[method] = budget
-    assert {"ce2l", "bdtr"} <= set(budgets), proc.stdout
+    assert {"ce2l", "bdtr", "agw", "caj"} <= set(budgets), proc.stdout
     steps = {m: b.split(" steps")[0] for m, b in budgets.items()}
     schedule = {m: b.split("; ", 1)[1] for m, b in budgets.items()}
     assert steps["ce2l"] == steps["bdtr"] and schedule["ce2l"] == schedule["bdtr"], budgets

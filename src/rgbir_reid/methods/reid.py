@@ -27,12 +27,14 @@ def uses_conversion(settings: Settings) -> bool:
 
 def _batch_shape(settings: Settings) -> tuple[bool, int, int, int, int]:
     """``(converted, P, K, K_c, images per step)`` of a method's batches: P identities x (K real
-    + K_c converted) images per modality; K_c defaults to K, and is 0 without converted sets."""
+    + K_c converted) images per modality; K_c defaults to K, and is 0 without converted sets.
+    CAJ's ``channel_exchange`` adds a second view of each visible image (P K more per step)."""
     converted = uses_conversion(settings)
     k, p = settings["num_instances"], settings["num_identities"]
     k_c = settings.get("num_converted_instances")
     k_c = (k if k_c is None else k_c) if converted else 0
-    return converted, p, k, k_c, 2 * p * (k + k_c)
+    views = p * k if settings.get("channel_exchange") else 0
+    return converted, p, k, k_c, 2 * p * (k + k_c) + views
 
 
 def training_budget(settings: Settings) -> str:
@@ -44,10 +46,12 @@ def training_budget(settings: Settings) -> str:
     """
     converted, p, k, k_c, batch = _batch_shape(settings)
     # Rows per real image: 2 with converted sets (each real image and its conversion).
-    per_epoch = settings["batches_per_epoch"] or f"ceil(real training images / {batch / (2 if converted else 1):g})"
+    sampled = 2 * p * (k + k_c)  # what the sampler draws per step (CAJ's extra views are not drawn)
+    per_epoch = settings["batches_per_epoch"] or f"ceil(real training images / {sampled / (2 if converted else 1):g})"
     return (
         f"{settings['epochs']} epochs of {per_epoch} steps, {batch} images per step "
-        f"({p} identities x {k} real{f' + {k_c} converted' if converted else ''} per modality); "
+        f"({p} identities x {k} real{f' + {k_c} converted' if converted else ''} per modality"
+        f"{', each visible image twice' if batch > sampled else ''}); "
         f"lr {settings['lr']}, x{settings['lr_gamma']} at epochs {settings['lr_milestones']}, "
         f"warm-up {settings['warmup_epochs']} epochs"
     )

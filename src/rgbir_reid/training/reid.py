@@ -95,7 +95,8 @@ def _make_optimizer(model: ReidNet, settings: ReidSettings) -> torch.optim.Optim
         {"params": [p for p in trainable if id(p) in new], "lr": settings.lr * settings.new_layer_lr_factor},
     ]
     if settings.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay,
+                               nesterov=settings.nesterov)
     return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
 
 

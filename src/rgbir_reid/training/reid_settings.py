@@ -81,8 +81,8 @@ class ReidSettings:
             The paper's plain Σ is ``"sum"`` over a batch's terms (the paper configs use it);
             the default ``"mean"`` keeps the loss scale independent of the batch size.
     Optimisation:
-        epochs; optimizer ``"sgd"`` (momentum, nesterov off) or ``"adam"``; lr (paper 0.001);
-        momentum; weight_decay; warmup_epochs (linear warm-up); lr_milestones (epochs at which
+        epochs; optimizer ``"sgd"`` (momentum; Nesterov's form when ``nesterov``, as AGW and CAJ)
+        or ``"adam"``; lr (paper 0.001); momentum; weight_decay; warmup_epochs (linear warm-up); lr_milestones (epochs at which
         lr is multiplied by lr_gamma); new_layer_lr_factor: the layers not in the backbone's
         weights (:meth:`~rgbir_reid.models.reid.ReidNet.new_parameters`) train at
         ``lr * new_layer_lr_factor`` (1 = one learning rate, as CE²L states; the PyTorch
@@ -133,6 +133,7 @@ class ReidSettings:
     optimizer: str = "sgd"
     lr: float = 0.001
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 5e-4
     warmup_epochs: int = 0
     lr_milestones: tuple[int, ...] = (40,)
