@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import planned_jobs, run_snakemake, write_config
+from conftest import RUN, planned_jobs, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -28,7 +29,7 @@ def sysu_run(tmp_path_factory, shared_data):
         {"sysu": {"format": "sysu_mm01", "root": str(shared_data / "sysu_mm01_sample")}},
         conversion_fidelity={"root": str(shared_data / "llvip_pairs")},
     )
-    run_snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    run_snakemake(workdir, *RUN, "--configfile", str(config))
     return workdir, config
 
 
@@ -64,30 +65,6 @@ def test_every_stage_left_its_artifacts(sysu_run):
         assert list((workdir / "results" / "benchmarks").rglob(f"{rule}.tsv")), rule
 
 
-def test_forcerun_train_reid_reruns_downstream_only(sysu_run):
-    workdir, config = sysu_run
-    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(config), "--forcerun", "train_reid"))
-    assert jobs["train_reid"] == 2 and jobs["extract"] == 2 and jobs["evaluate"] == 2 and jobs["report"] == 1
-    assert "train_cyclegan" not in jobs and "build_cache" not in jobs
-
-
-def test_forcerun_evaluate_reruns_evaluation_and_report_only(sysu_run):
-    workdir, config = sysu_run
-    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(config), "--forcerun", "evaluate"))
-    assert set(jobs) == {"evaluate", "report", "all"} or set(jobs) == {"evaluate", "report"}
-
-
-def test_changed_reid_setting_reruns_training_not_conversion(sysu_run, tmp_path):
-    workdir, config = sysu_run
-    changed = yaml.safe_load(Path(config).read_text())
-    changed["reid"]["lr"] = 0.0005  # tiny.yaml leaves lr at the paper value 0.001
-    path = tmp_path / "changed.yaml"
-    path.write_text(yaml.safe_dump(changed))
-    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(path)))
-    assert jobs.get("train_reid") == 2 and jobs.get("report") == 1
-    assert "train_cyclegan" not in jobs and "build_cache" not in jobs
-
-
 # Each config section: a changed setting, the jobs it must rerun (with their counts for the
 # two methods) and the ones it must leave alone.
 SECTION_CHANGES = {
@@ -110,20 +87,92 @@ SECTION_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("section", list(SECTION_CHANGES))
-def test_a_changed_setting_reruns_the_stages_that_read_it_and_no_others(sysu_run, tmp_path, section):
+def _section_change(section):
+    (key, sub, value), _, _ = SECTION_CHANGES[section]
+
+    def edit(config, shared_data):
+        if key == "datasets":
+            config["datasets"]["sysu"]["verify_images"] = False  # read by index_dataset only
+        elif sub is None:
+            config[key] = value
+        else:
+            config.setdefault(key, {})[sub] = value
+    return edit
+
+
+def _set_reid_lr(config, shared_data):
+    config["reid"]["lr"] = 0.0005  # tiny.yaml leaves lr at the paper value 0.001
+
+
+def _write_trials(config, shared_data):
+    config["datasets"]["sysu"]["trials"] = [1]  # the default, written out: evaluate does not read it
+
+
+def _add_test_id_indoor(config, shared_data):
+    _write_trials(config, shared_data)
+    indoor = shared_data / "sysu_mm01_protocol" / "evaluation" / "test_id_indoor.mat"
+    config["datasets"]["sysu"]["test_id_indoor"] = str(indoor)  # a new input file of evaluate
+
+
+# Dry runs against the finished run: name -> (an edit of its config or None, extra arguments).
+DRY_RUNS = {
+    "forcerun train_reid": (None, ("--forcerun", "train_reid")),
+    "forcerun evaluate": (None, ("--forcerun", "evaluate")),
+    "until train_cyclegan": (None, ("--forcerun", "make_splits", "--until", "train_cyclegan")),
+    "reid lr": (_set_reid_lr, ()),
+    "trials written out": (_write_trials, ()),
+    "test_id_indoor": (_add_test_id_indoor, ()),
+    **{f"section {name}": (_section_change(name), ()) for name in SECTION_CHANGES},
+}
+
+
+@pytest.fixture(scope="module")
+def plans(sysu_run, tmp_path_factory, shared_data):
+    """The dry run of each of :data:`DRY_RUNS` against the finished run (:func:`_jobs` reads its plan). The dry runs only
+    read the run, so they run two at a time (each Snakemake is one thread; 2 cores)."""
     workdir, config = sysu_run
-    (key, sub, value), rerun, untouched = SECTION_CHANGES[section]
-    changed = yaml.safe_load(Path(config).read_text())
-    if key == "datasets":
-        changed["datasets"]["sysu"]["verify_images"] = False  # read by index_dataset only
-    elif sub is None:
-        changed[key] = value
-    else:
-        changed.setdefault(key, {})[sub] = value
-    path = tmp_path / "changed.yaml"
-    path.write_text(yaml.safe_dump(changed))
-    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(path)))
+    folder = tmp_path_factory.mktemp("changed_configs")
+    argv = {}
+    for i, (name, (edit, extra)) in enumerate(DRY_RUNS.items()):
+        path = config
+        if edit is not None:
+            changed = yaml.safe_load(Path(config).read_text())
+            edit(changed, shared_data)
+            path = folder / f"changed{i}.yaml"
+            path.write_text(yaml.safe_dump(changed))
+        argv[name] = ("-n", "--configfile", str(path), *extra)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = pool.map(lambda args: run_snakemake(workdir, *args, check=False), argv.values())
+        return dict(zip(argv, procs))
+
+
+def _jobs(plans, name: str) -> dict[str, int]:
+    proc = plans[name]
+    assert proc.returncode == 0, (name, proc.stdout + proc.stderr)
+    return planned_jobs(proc)
+
+
+def test_forcerun_train_reid_reruns_downstream_only(plans):
+    jobs = _jobs(plans, "forcerun train_reid")
+    assert jobs["train_reid"] == 2 and jobs["extract"] == 2 and jobs["evaluate"] == 2 and jobs["report"] == 1
+    assert "train_cyclegan" not in jobs and "build_cache" not in jobs
+
+
+def test_forcerun_evaluate_reruns_evaluation_and_report_only(plans):
+    jobs = _jobs(plans, "forcerun evaluate")
+    assert set(jobs) == {"evaluate", "report", "all"} or set(jobs) == {"evaluate", "report"}
+
+
+def test_changed_reid_setting_reruns_training_not_conversion(plans):
+    jobs = _jobs(plans, "reid lr")
+    assert jobs.get("train_reid") == 2 and jobs.get("report") == 1
+    assert "train_cyclegan" not in jobs and "build_cache" not in jobs
+
+
+@pytest.mark.parametrize("section", list(SECTION_CHANGES))
+def test_a_changed_setting_reruns_the_stages_that_read_it_and_no_others(plans, section):
+    _, rerun, untouched = SECTION_CHANGES[section]
+    jobs = _jobs(plans, f"section {section}")
     for rule, count in rerun.items():
         assert jobs.get(rule) == count, (section, rule, jobs)
     if not rerun:
@@ -131,27 +180,16 @@ def test_a_changed_setting_reruns_the_stages_that_read_it_and_no_others(sysu_run
     assert not untouched & set(jobs), (section, jobs)
 
 
-def test_evaluate_reruns_for_its_protocol_files_not_other_dataset_keys(sysu_run, tmp_path, shared_data):
-    workdir, config = sysu_run
-    changed = yaml.safe_load(Path(config).read_text())
-    changed["datasets"]["sysu"]["trials"] = [1]  # the default, written out: evaluate does not read it
-    path = tmp_path / "changed.yaml"
-    path.write_text(yaml.safe_dump(changed))
-    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(path)))
+def test_evaluate_reruns_for_its_protocol_files_not_other_dataset_keys(plans):
+    jobs = _jobs(plans, "trials written out")
     assert "evaluate" not in jobs and "report" not in jobs, jobs
-    indoor = shared_data / "sysu_mm01_protocol" / "evaluation" / "test_id_indoor.mat"
-    changed["datasets"]["sysu"]["test_id_indoor"] = str(indoor)  # a new input file of evaluate
-    path.write_text(yaml.safe_dump(changed))
-    jobs = planned_jobs(run_snakemake(workdir, "-n", "--configfile", str(path)))
+    jobs = _jobs(plans, "test_id_indoor")
     assert jobs.get("evaluate") == 2 and jobs.get("report") == 1
     assert "extract" not in jobs and "train_reid" not in jobs
 
 
-def test_until_train_cyclegan_stops_there(sysu_run, tmp_path):
-    workdir, config = sysu_run
-    jobs = planned_jobs(
-        run_snakemake(workdir, "-n", "--configfile", str(config), "--forcerun", "make_splits", "--until", "train_cyclegan")
-    )
+def test_until_train_cyclegan_stops_there(plans):
+    jobs = _jobs(plans, "until train_cyclegan")
     assert "train_cyclegan" in jobs
     assert not {"build_cache", "train_reid", "extract", "evaluate", "report"} & set(jobs)
 
@@ -179,33 +217,51 @@ def test_cache_names_its_generator_and_a_new_generator_rebuilds_it(sysu_run):
     assert "train_cyclegan" not in jobs
 
 
-@pytest.mark.parametrize("damage", ["no_exp", "no_cameras", "corrupt_image"])
-def test_broken_dataset_root_stops_with_error_naming_path(damage, tmp_path, shared_data):
-    root = tmp_path / "SYSU-MM01"
-    shutil.copytree(shared_data / "sysu_mm01_sample", root)
-    for p in root.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    if damage == "no_exp":
-        shutil.rmtree(root / "exp")
-        culprit, expected = root, "exp"
-    elif damage == "no_cameras":
-        for cam in root.glob("cam*"):
-            shutil.rmtree(cam)
-        culprit, expected = root, "cam"
-    else:
-        culprit = root / "cam3" / "0004" / "0001.jpg"
-        culprit.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
-        expected = "0001.jpg"
-    workdir = tmp_path / "work"
+DAMAGES = ["no_exp", "no_cameras", "corrupt_image"]
+
+
+@pytest.fixture(scope="module")
+def broken_roots(tmp_path_factory, shared_data):
+    """One run over three damaged copies of the sample, one dataset each (--keep-going: every
+    dataset's indexing fails on its own); damage -> (culprit path, word its error must name)."""
+    base = tmp_path_factory.mktemp("broken_roots")
+    datasets, culprits = {}, {}
+    for damage in DAMAGES:
+        root = base / damage / "SYSU-MM01"
+        shutil.copytree(shared_data / "sysu_mm01_sample", root)
+        for p in root.rglob("*"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        if damage == "no_exp":
+            shutil.rmtree(root / "exp")
+            culprits[damage] = (root, "exp")
+        elif damage == "no_cameras":
+            for cam in root.glob("cam*"):
+                shutil.rmtree(cam)
+            culprits[damage] = (root, "cam")
+        else:
+            culprit = root / "cam3" / "0004" / "0001.jpg"
+            culprit.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+            culprits[damage] = (culprit, "0001.jpg")
+        datasets[damage] = {"format": "sysu_mm01", "root": str(root)}
+    workdir = base / "work"
     workdir.mkdir()
-    config = write_config(workdir, {"sysu": {"format": "sysu_mm01", "root": str(root)}})
-    proc = run_snakemake(workdir, "--cores", "1", "--configfile", str(config), check=False)
+    config = write_config(workdir, datasets)
+    proc = run_snakemake(workdir, *RUN, "--keep-going", "--configfile", str(config), check=False)
+    return workdir, proc, culprits
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_broken_dataset_root_stops_with_error_naming_path(damage, broken_roots):
+    workdir, proc, culprits = broken_roots
+    culprit, expected = culprits[damage]
     assert proc.returncode != 0
-    log = (workdir / "results" / "logs" / "sysu" / "index_dataset.log").read_text()
+    log = (workdir / "results" / "logs" / damage / "index_dataset.log").read_text()
     assert str(culprit) in log and expected in log
     assert str(culprit) in proc.stderr + proc.stdout
-    assert not (workdir / "results" / "sysu" / "manifest.csv").exists()
+    assert not (workdir / "results" / damage / "manifest.csv").exists()
     assert not list((workdir / "results").rglob("*.tmp-*"))
+    # Nothing after indexing ran for any dataset: each stopped at its own root.
+    assert not list((workdir / "results").glob("*/splits"))
 
 
 def test_html_report_holds_tables_and_figures(sysu_run):
