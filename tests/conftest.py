@@ -26,14 +26,18 @@ RUN = ("--cores", "2", "--max-threads", "1")
 TINY = yaml.safe_load((REPO / "tests" / "workflow" / "tiny.yaml").read_text())
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's workflow with ``workdir`` as working directory; output captured.
-
-    Without the default workflow profile unless ``args`` name a ``--workflow-profile``."""
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The command line running the repository's workflow in ``workdir``, without the default
+    workflow profile unless ``args`` name a ``--workflow-profile``."""
     profile = () if "--workflow-profile" in args else NO_PROFILE
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *profile, *args]
+    return [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *profile, *args]
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's workflow with ``workdir`` as working directory; output captured
+    (:func:`snakemake_command`)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -83,3 +87,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# The fixtures that use each shared finished run of demo_runs.SHARED_RUNS (test_kill.py,
+# test_report_outputs.py, test_workflow.py).
+SHARED_RUN_USERS = {"reference": {"killed_run", "reranked_run"}, "sysu": {"sysu_run"}}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shared_runs_in_background(request, tmp_path_factory):
+    """Start the finished runs the selected tests share (demo_runs.SHARED_RUNS) in the background
+    when the session starts: the unit tests run in this one process on one thread, so the second
+    core would otherwise idle until the workflow tests build the runs one after the other. The
+    tests that use a run wait for it (demo_runs.finished_run); it is the same run either way."""
+    import demo_runs
+
+    needed = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    for name, users in SHARED_RUN_USERS.items():
+        if needed & users and SHARED_DATA.is_dir():
+            demo_runs.start_run(tmp_path_factory, name)
+    yield
+    demo_runs.stop_runs()

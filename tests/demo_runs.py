@@ -1,13 +1,23 @@
-"""What the kill and reproducibility tests share: one tiny demo run, finished once per session,
-and a comparison of two runs' results that says which files differ and how.
+"""The finished runs that workflow tests share, made once per session, and a comparison of two
+runs' results that says which files differ and how.
 
-The demo is generated (make_demo), so the run covers every stage: make_demo, index_dataset,
-make_splits, train_cyclegan, build_cache, train_reid, extract, evaluate, report.
+* ``reference``: a tiny demo run (one method). The demo is generated (make_demo), so the run
+  covers every stage: make_demo, index_dataset, make_splits, train_cyclegan, build_cache,
+  train_reid, extract, evaluate, report. Used by the kill and reproducibility tests and the
+  report tests.
+* ``sysu``: the SYSU-MM01 sample (``../shared/data``) with two methods and the conversion
+  fidelity on the registered pairs. Used by ``tests/workflow/test_workflow.py``.
+
+``conftest.shared_runs_in_background`` starts the ones the selected tests need when the session
+starts (:func:`start_run`); :func:`finished_run` waits for a run, or makes it if none was started.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -15,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from conftest import RUN, TINY, run_snakemake
+from conftest import RUN, SHARED_DATA, TINY, snakemake_command
 
 DEMO = {"demo": {"format": "demo", "demo": {"n_train_ids": 8, "n_test_ids": 4, "images_per_camera": 2, "height": 32, "width": 16}}}
 # One method: every stage runs once, and the run stays at about a minute on 2 cores.
@@ -38,15 +48,60 @@ def write_demo_config(workdir: Path) -> Path:
     return path
 
 
+def write_sysu_config(workdir: Path) -> Path:
+    """:data:`conftest.TINY` on the SYSU-MM01 sample, with the conversion fidelity on the LLVIP pairs."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = {**TINY, "datasets": {"sysu": {"format": "sysu_mm01", "root": str(SHARED_DATA / "sysu_mm01_sample")}},
+              "conversion_fidelity": {"root": str(SHARED_DATA / "llvip_pairs")}}
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+# name -> (folder under the session's base temp, config writer)
+SHARED_RUNS = {"reference": ("demo_reference", write_demo_config), "sysu": ("sysu_run", write_sysu_config)}
+_IN_FLIGHT: dict[str, subprocess.Popen] = {}
+
+
+def _workdir(tmp_path_factory, name: str) -> Path:
+    return tmp_path_factory.getbasetemp() / SHARED_RUNS[name][0]
+
+
+def start_run(tmp_path_factory, name: str) -> None:
+    """Start shared run ``name`` in the background (niced), unless it is finished or under way."""
+    workdir = _workdir(tmp_path_factory, name)
+    if name in _IN_FLIGHT or (workdir / "finished").exists():
+        return
+    config = SHARED_RUNS[name][1](workdir)
+    with open(workdir / "snakemake.out", "w") as out:
+        _IN_FLIGHT[name] = subprocess.Popen(
+            snakemake_command(workdir, *RUN, "--configfile", str(config)), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=lambda: os.nice(5))
+
+
 def finished_run(tmp_path_factory, name: str = "reference") -> Path:
-    """The workdir of an uninterrupted demo run, made once per test session and then shared."""
-    workdir = tmp_path_factory.getbasetemp() / f"demo_{name}"
+    """The workdir of shared run ``name`` (:data:`SHARED_RUNS`), finished: made once per test
+    session (or waited for, when it was started in the background) and then shared."""
+    workdir = _workdir(tmp_path_factory, name)
     done = workdir / "finished"
     if not done.exists():
-        config = write_demo_config(workdir)
-        run_snakemake(workdir, *RUN, "--configfile", str(config))
+        start_run(tmp_path_factory, name)
+        proc = _IN_FLIGHT.pop(name)
+        returncode = proc.wait(timeout=1200)
+        if returncode != 0:
+            log = (workdir / "snakemake.out").read_text(errors="replace")
+            raise AssertionError(f"the shared {name} run failed ({returncode}):\n{log[-6000:]}")
         done.touch()
     return workdir
+
+
+def stop_runs() -> None:
+    """Kill the shared runs still under way (a session that ended early), their jobs too."""
+    for proc in _IN_FLIGHT.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    _IN_FLIGHT.clear()
 
 
 def result_files(workdir: Path) -> list[Path]:

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import pytest
 
 from conftest import REPO, RUN, SNAKEMAKE, run_snakemake
-from demo_runs import differences, finished_run, temporary_leftovers, write_demo_config
+from demo_runs import differences, finished_run, start_run, temporary_leftovers, write_demo_config
 
 pytestmark = pytest.mark.workflow
 
@@ -121,7 +121,7 @@ def _run_until(workdir: Path, config: Path, stage: Stage, log: Path) -> bool:
 def killed_run(tmp_path_factory):
     """The reference run, and a run of the same config killed part way through every stage; the
     dry run without the default profile and the plain restart after the last kill."""
-    reference = finished_run(tmp_path_factory, "reference")
+    start_run(tmp_path_factory, "reference")  # under way since the session started, as a rule
     workdir = tmp_path_factory.mktemp("demo_killed")
     config = write_demo_config(workdir)
     killed, left = [], {}  # rules killed part way; what each kill left named as a temporary
@@ -135,6 +135,7 @@ def killed_run(tmp_path_factory):
     restart = subprocess.run(_plain(workdir, *RUN, "--configfile", str(config)), capture_output=True, text=True,
                              timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert restart.returncode == 0, restart.stdout + restart.stderr
+    reference = finished_run(tmp_path_factory, "reference")
     return reference, workdir, killed, left, without_profile, restart
 
 

@@ -1,7 +1,7 @@
 """The workflow end to end on the real SYSU-MM01 sample images, and its partial reruns.
 
-One tiny run (module-scoped) on ``../shared/data/sysu_mm01_sample`` is shared by the tests
-that inspect its results or dry-run reruns against it.
+One tiny run on ``../shared/data/sysu_mm01_sample`` (``demo_runs.SHARED_RUNS["sysu"]``, made once
+per session) is shared by the tests that inspect its results or dry-run reruns against it.
 """
 
 from __future__ import annotations
@@ -17,20 +17,16 @@ import pytest
 import yaml
 
 from conftest import RUN, planned_jobs, run_snakemake, write_config
+from demo_runs import finished_run
 
 pytestmark = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
 def sysu_run(tmp_path_factory, shared_data):
-    workdir = tmp_path_factory.mktemp("sysu_run")
-    config = write_config(
-        workdir,
-        {"sysu": {"format": "sysu_mm01", "root": str(shared_data / "sysu_mm01_sample")}},
-        conversion_fidelity={"root": str(shared_data / "llvip_pairs")},
-    )
-    run_snakemake(workdir, *RUN, "--configfile", str(config))
-    return workdir, config
+    """The shared SYSU-MM01 sample run (demo_runs.SHARED_RUNS, started when the session starts)."""
+    workdir = finished_run(tmp_path_factory, "sysu")
+    return workdir, workdir / "config.yaml"
 
 
 def test_sample_run_reports_sysu_row_with_metrics_in_range(sysu_run):
