@@ -12,11 +12,12 @@ against the gallery's chance level, the training time, and diagnostics of where 
 * nearest-neighbour rank-1 over the held-out images of other cameras, infrared->infrared,
   visible->visible (both through G_rgb2ir) and infrared->visible: how much identity the encoder
   sees in real infrared, and how much G_rgb2ir keeps;
-* the same with G_rgb2ir's instance norms on each image's own statistics instead of the
-  running ones the official test uses (eval mode).
+* when the setting uses the running statistics (official), the same with G_rgb2ir's
+  instance norms on each image's own statistics instead.
 
-Usage: ``.venv/bin/python benchmarks/aligngan_demo.py [--out DIR] [--threads 2] [key=value ...]``
-where each ``key=value`` overrides one :class:`AlignGANSettings` field of :data:`DEMO`
+Usage: ``.venv/bin/python benchmarks/aligngan_demo.py [--out DIR] [--threads 1] [key=value ...]``
+where each ``key=value`` overrides one :class:`AlignGANSettings` field of :data:`DEMO` (the
+``aligngan:`` section of ``workflow/configs/demo_aligngan.yaml``)
 (values parsed as Python literals, e.g. ``joint_iterations=300 lr_decay_iterations=(200,)``).
 """
 
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from rgbir_reid.data.cache import write_cache
 from rgbir_reid.data.demo import generate_demo
@@ -39,56 +41,32 @@ from rgbir_reid.data.records import MODALITY_CODE, THERMAL
 from rgbir_reid.data.splits import index_dataset, make_trial_split
 from rgbir_reid.data.transforms import load_image, to_tensor
 from rgbir_reid.evaluation.protocols import EvaluationSettings, evaluate_features, nearest_neighbour_rank1
-from rgbir_reid.training.aligngan import AlignGANSettings, aligngan_features, load_aligngan_model, train_aligngan
+from rgbir_reid.training.aligngan import (
+    AlignGANSettings,
+    aligngan_features,
+    load_aligngan_model,
+    train_aligngan,
+    use_norm_statistics,
+)
 
 N_TRAIN_IDS, N_TEST_IDS = 512, 32  # as tests/learning_check.py
 SIZE = (64, 32)
-# Not yet a demo config: nothing found so far learns the demo. First round: on a loaded 2-core machine
-# (1 torch thread), 265 s of training gave rank-1 4.43 % / mAP 7.83 % against 3.11 % chance
-# (1.4x). Earlier tries: the official lrs (encoder 0.01 from scratch), 300/100/150 iterations:
-# 2.32 % (0.7x); encoder_lr_factor 1, feature_lr 0.05, 300/50/100: 3.46 % (1.1x). The
-# identity accuracy in training stays below 5 %: the feature module learns too slowly here.
-# Second round (1 thread, load average 6-8 on the 2 cores, two runs at a time): no setting
-# beat 1.4x within 250 s. What moved the training accuracy: identities per IDE batch (64 x 2
-# infrared images: 5.4 % identity accuracy after 250 warm-up iterations, against 0.5 % after
-# 300 at 32 x 2), reid_size 32x16 (~1.5x faster, ShuffleNet is overhead-bound at this size);
-# feature_lr_warmup_iterations 50 and feature_lr 0.05-0.5 changed little in <= 200
-# iterations. What did not move: cross-modality rank-1. The feature warm-up is infrared-only
-# and the visible side is aligned only in the joint stage (fake infrared through the shared
-# classifier), which costs ~1.5 s per iteration here; an infrared-trained encoder fed the
-# visible gallery as plain grey images is at chance too (printed below as a diagnostic).
-# DEMO below: the same 1.4x as the first round's best in a quarter of the time: 60 s for
-# 40 / 10 / 70 iterations (1 thread, load average 3 falling to 1.6), rank-1 4.21 % / mAP
-# 9.12 % against 3.11 % chance; the grey-gallery diagnostic 3.51 % (1.1x).
-# Third round (idle machine, 2 threads): the DEMO below gave 1.93 % (0.6x) in 43 s. Longer
-# (feature_warmup 1200, ide 64 x 2, reid_size 64x32, pixel_warmup 500, joint 400, decay at 300;
-# 643 s): training accuracy 81 % on real and 28 % on fake infrared, held-out rank-1 3.99 %
-# (1.3x). Diagnostics: infrared->infrared 64 % (the encoder generalises on real infrared),
-# visible->visible through G_rgb2ir 21 %, infrared->visible 2 %; with per-image instance-norm
-# statistics in G_rgb2ir 45 % and 9 %. The fake infrared images are blurred silhouettes
-# (sample grid): the pixel module, at 4 images per iteration, is what the CPU budget starves.
-DEMO = AlignGANSettings(
-    backbone="shufflenet_v2_x0_5",
-    pretrained="none",
-    ngf=8,
-    ndf=8,
-    image_size=SIZE,
-    reid_size=(32, 16),
-    gan_identities=2,
-    gan_instances=2,
-    ide_identities=64,
-    ide_instances=1,
-    feature_warmup_iterations=40,
-    pixel_warmup_iterations=10,
-    joint_iterations=70,
-    feature_lr=0.05,
-    encoder_lr_factor=1.0,
-    feature_lr_warmup_iterations=40,
-    triplet_margin=0.3,
-    lr_decay_iterations=(60,),
-    log_every=20,
-    checkpoint_every=1000,
-)
+# The demo setting is the aligngan: section of workflow/configs/demo_aligngan.yaml (one place);
+# key=value arguments override it. Measured with this script (1 torch thread, a 2-core machine
+# shared with other jobs, so times are 2-3x an idle machine's; docs/methods/aligngan.md):
+# - earlier rounds (ngf 8, 4 PatchGAN layers, running statistics, dropout 0.5): 1.9-4.4 % rank-1
+#   against 3.1 % chance; an 11-minute run (1,200 / 500 / 400 iterations) 4.0 % (1.3x);
+# - 100 / 150 / 250 iterations, ngf 16, ndf 16, 2 PatchGAN layers, GAN batch 4 x 1, IDE 64 x 1,
+#   reid_size 64x32, lr 0.1, per-image statistics, dropout 0.5: 5.18 % (1.7x) in 474 s; training
+#   accuracy 1.8 % on real infrared at the end;
+# - the feature warm-up alone, 200 iterations: 5.39 % (1.7x), infrared->infrared 30.7 %;
+#   with dropout 0 and weight decay 0 the training accuracy after 200 iterations was 7.2 %
+#   instead of 1.0 % (held-out infrared->infrared 29.8 %);
+# - dropout 0 (weight decay kept), 100 / 200 / 300 iterations, decay at 250: 9.30 % rank-1,
+#   mAP 15.03 % (3.0x chance) in 1148 s; infrared->infrared 43.0 %, visible->visible 41.5 %,
+#   infrared->visible 9.2 %; training accuracy 16 % (real) / 8 % (fake infrared), still rising.
+CONFIG = Path(__file__).resolve().parents[1] / "workflow" / "configs" / "demo_aligngan.yaml"
+DEMO = AlignGANSettings.from_dict(yaml.safe_load(CONFIG.read_text())["aligngan"])
 
 
 def print_nearest_neighbour(model, images: torch.Tensor, modality: torch.Tensor, test: list) -> None:
@@ -155,12 +133,12 @@ def main() -> None:
         luma = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         grey = (images * luma).sum(1, keepdim=True).expand_as(images)
         grey_rank1, grey_mAP, _ = evaluate(aligngan_features(model, grey, MODALITY_CODE[THERMAL]).numpy())
+        print(f"G_rgb2ir with {settings.norm_statistics} instance-norm statistics (norm_statistics):")
         print_nearest_neighbour(model, images, modality, test)
-        for norm in model.G_rgb2ir.modules():
-            if isinstance(norm, torch.nn.InstanceNorm2d):
-                norm.track_running_stats = False  # eval mode then normalises by each image's statistics
-        print("G_rgb2ir with per-image instance-norm statistics:")
-        print_nearest_neighbour(model, images, modality, test)
+        if settings.norm_statistics == "running":
+            use_norm_statistics(model, "per_image")
+            print("G_rgb2ir with per-image instance-norm statistics:")
+            print_nearest_neighbour(model, images, modality, test)
     changed = {k: v for k, v in settings.to_dict().items() if v != getattr(AlignGANSettings(), k)}
     print(f"settings (differences from the official ones): {changed}")
     print(f"training: {seconds:.0f} s on {args.threads} threads, {settings.total_iterations} iterations")

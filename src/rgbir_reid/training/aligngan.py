@@ -16,7 +16,8 @@ Stages (official lengths: a "step" is 100 iterations; 50 + 100 + 101 steps):
    ``L_G = ½(gan_rgb + gan_ir) + 10·½(cycle_rgb + cycle_ir) + 5·½(idt_rgb + idt_ir)
    + 0.1·(Tri(fake, real, real) + Tri(real, fake, fake)) + 0.1·CE(fake IR logits)``, the task
    terms through the encoder (which is not stepped, but whose BN statistics still update);
-   each D: ``½[(D(real) - 1)² + D(fake)²]``.
+   each D: ``½[(D(real) - 1)² + D(fake)²]``. The CycleGAN terms come from the library's one
+   CycleGAN objective, :func:`rgbir_reid.training.cyclegan.cycle_generator_terms`.
 3. ``joint`` (10,100): per iteration a feature step (IDE batches; fake IR from ``G_rgb2ir``
    without gradient; ``1·[CE(fake IR) + CE(real IR)] + 1·[Tri(fake, real, real) + Tri(real,
    fake, fake)] + 0.1·(D_ir(real IR image, fake-IR feature) - 1)²``), then a pixel step as in
@@ -32,13 +33,9 @@ from joint iteration 5,000 on (official milestone: global step 200); none decays
 Ours, off by default (official: none): ``feature_lr_warmup_iterations`` ramps the feature
 module's lrs linearly from the first iteration on (:meth:`AlignGANSettings.feature_lr_factor`).
 
-Batches (official ``UniformSampler``): the identities with both real modalities are shuffled
-once per pass; a GAN batch takes 4 identities x 4 images and an IDE batch 18 x 4, from each
-modality; the visible and the infrared batch hold **the same identities in the same order**
-(the official loaders share seeds), which the joint discriminator's wrong pairs and the
-cross-modality triplets rely on. A pass ends when fewer than P identities remain
-(``drop_last``). Images are drawn without replacement when an identity has at least K of
-its modality, with replacement otherwise. The two batch kinds are separate streams.
+Batches (official ``UniformSampler``): identity-aligned visible and infrared batches of P
+identities x K images, GAN and IDE batches in separate streams
+(:class:`~rgbir_reid.training.aligngan_data.IdentityAlignedSampler`, whose module says how).
 
 Pixels: the cache's uint8 images are resized to ``image_size`` (official 128x128, bicubic;
 here bilinear with antialiasing, :class:`~rgbir_reid.data.transforms.BatchAugmentation`),
@@ -46,11 +43,10 @@ flipped at random (p = 0.5) and scaled to [-1, 1] (``(x / 255 - 0.5) / 0.5``, of
 ``Normalize(0.5, 0.5)``); the encoder sees them resized to ``reid_size`` (official 384x192),
 ImageNet-normalised (:func:`rgbir_reid.models.aligngan.to_reid_input`).
 
-Test feature (official ``core/test.py``): visible images go through ``G_rgb2ir`` (eval mode:
-its instance norms use their running statistics, as official), infrared ones straight in; the
-encoder's map is average-pooled (the 2048-d ``features_c``, not the 256-d embedding); with
-flip test-time augmentation (official) the pooled features of the image and of its mirror
-are summed; then L2-normalised. See :func:`aligngan_features`.
+Test feature (official ``core/test.py``): visible images through ``G_rgb2ir``, infrared ones
+straight in, the encoder's map average-pooled, flip TTA, L2-normalised; the generators'
+instance norms use the running (official) or per-image statistics (``norm_statistics``).
+See :func:`~rgbir_reid.training.aligngan_model.aligngan_features`.
 
 Our assumptions (not fixed by the official code):
 
@@ -58,9 +54,8 @@ Our assumptions (not fixed by the official code):
   (the official SYSU-MM01 training identities all have both). Labels are the identities'
   ranks among them (official: per-modality re-indexing by sorted pid, the same when both
   modalities hold the same identities).
-- Batches are a pure function of ``(seed, stream, batch number)`` (numpy ``default_rng``),
-  and so are each batch's flips, so a resumed run draws exactly what an uninterrupted one
-  draws. The official sampler uses Python's ``random`` and numpy's global RNG.
+- Batches and their flips are a pure function of ``(seed, stream, batch number)``, so a
+  resumed run draws exactly what an uninterrupted one draws (official: global RNGs).
 - The official code keeps no history buffer of generated images (the discriminators see
   the current fakes); neither does this one, so there is no image pool to checkpoint.
 - Encoder and embedder parameters do not collect gradients in the pixel step (official: they

@@ -2,6 +2,18 @@
 
 Source: the official code (wangguanan/AlignGAN ``tools/data_loader/loader.py``), as this
 project's reference notes describe it (``aligngan-and-baselines.md`` §1.4).
+
+Batches (official ``UniformSampler``): the identities with both real modalities are shuffled
+once per pass; a GAN batch takes 4 identities x 4 images and an IDE batch 18 x 4, from each
+modality; the visible and the infrared batch hold **the same identities in the same order**
+(the official loaders share seeds), which the joint discriminator's wrong pairs and the
+cross-modality triplets rely on. A pass ends when fewer than P identities remain
+(``drop_last``). Images are drawn without replacement when an identity has at least K of
+its modality, with replacement otherwise. The two batch kinds are separate streams.
+
+Ours: batches are a pure function of ``(seed, stream, batch number)`` (numpy ``default_rng``),
+and so are each batch's flips, so a resumed run draws exactly what an uninterrupted one
+draws. The official sampler uses Python's ``random`` and numpy's global RNG.
 """
 
 from __future__ import annotations
