@@ -6,7 +6,7 @@ asserts all-search single-shot rank-1 of at least six times the chance level of 
 on identities never seen in training (``TIMES_CHANCE``; why six is said there).
 ``benchmarks/learning_breakages.py`` runs the same check under each deliberate bug of ``learning_check.BREAKAGES`` (labels shuffled, thermal images
 through the visible stream, the ranking loss's sign flipped, a sampler that never pairs the
-modalities) and prints how far each falls below the bar; README, "Does the demo learn?",
+modalities) and prints how far each falls below the bar; docs/demo.md, "The learning check",
 lists the figures.
 """
 
