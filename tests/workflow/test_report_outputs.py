@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import planned_jobs, run_snakemake
+from conftest import RUN, planned_jobs, run_snakemake
 from demo_runs import finished_run
 
 pytestmark = pytest.mark.workflow
@@ -24,7 +24,7 @@ def reranked_run(tmp_path_factory):
     config["evaluation"] = {**config.get("evaluation", {}), "rerank": True}
     path = workdir / "rerank.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    proc = run_snakemake(workdir, "--cores", "2", "--configfile", str(path))
+    proc = run_snakemake(workdir, *RUN, "--configfile", str(path))
     return workdir, path, planned_jobs(proc)
 
 
