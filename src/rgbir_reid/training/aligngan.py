@@ -124,7 +124,7 @@ from rgbir_reid.training.checkpoints import (
     set_rng_state,
     setting_changes,
 )
-from rgbir_reid.training.cyclegan import cycle_generator_loss, cycle_generator_terms
+from rgbir_reid.training.cyclegan import cyclegan_iteration
 
 # The public names of the AlignGAN training code, from the modules it is split into.
 __all__ = [
@@ -334,56 +334,58 @@ def train_aligngan(
                     "feat_gan": gan, "acc_real_ir": _accuracy(real_logits, labels), "acc_fake_ir": _accuracy(fake_logits, labels)}
 
         def pixel_step(joint: bool) -> dict:
+            # One iteration of the library's CycleGAN (training/cyclegan.py) with AlignGAN's
+            # discriminators and task terms; only the generators collect gradients in its
+            # generator step (see the module docstring). D_ir is the joint one in the joint
+            # stage, on the real IR feature; D_rgb a fresh PatchGAN there.
             rgb, ir, labels = load("gan")
             d_rgb = discs["D_rgb"] if joint else discs["D_rgb_warmup"]
-            # Generator step: only the generators collect gradients (see the module docstring).
-            discs.requires_grad_(False)
             encoder.requires_grad_(False)
             embedder.requires_grad_(False)
-            # The CycleGAN objective (the library's one, training/cyclegan.py) with AlignGAN's
-            # discriminators; D_ir is the joint one in the joint stage, on the real IR feature.
             real_feat = forward(model.encode, ir)
+            fake_feat = None
             if joint:
                 def score_ir(images):
                     return forward(discs["D_ir"], images, real_feat.detach())
             else:
                 def score_ir(images):
                     return forward(discs["D_ir_warmup"], images)
-            cycle, fake_rgb, fake_ir = cycle_generator_terms(
-                lambda x: forward(g_rgb2ir, x), lambda x: forward(g_ir2rgb, x), score_ir,
-                lambda x: forward(d_rgb, x), rgb, ir, identity=s.lambda_identity > 0)
-            fake_feat = forward(model.encode, fake_ir)
-            # Official: each term is the mean of both directions, i.e. half the CycleGAN sum.
-            terms = {
-                "G_gan": (cycle["G_gan_rgb"] + cycle["G_gan_ir"]) / 2,
-                "G_cycle": (cycle["cycle_rgb"] + cycle["cycle_ir"]) / 2,
-                "G_identity": (cycle["idt_rgb"] + cycle["idt_ir"]) / 2,
-            }
-            _, _, real_emb = forward(embedder, real_feat)
-            _, fake_logits, fake_emb = forward(embedder, fake_feat)
-            terms["G_triplet"] = triplet_both_ways(fake_emb, real_emb, labels)
-            terms["G_cls"] = F.cross_entropy(fake_logits, labels)
-            loss_g = (cycle_generator_loss(cycle, s.lambda_cycle, s.lambda_identity) / 2
-                      + s.lambda_pixel_triplet * terms["G_triplet"] + s.lambda_pixel_cls * terms["G_cls"])
-            terms["G_total"] = loss_g
-            backward_step(loss_g, "G")
-            encoder.requires_grad_(True)
-            embedder.requires_grad_(True)
-            discs.requires_grad_(True)
 
-            # Discriminator step, on the fakes made before the generator update (detached).
-            terms["D_rgb"] = lsgan_discriminator_loss(forward(d_rgb, rgb), forward(d_rgb, fake_rgb.detach()))
-            if joint:
-                def d_ir(images, features):
-                    return forward(discs["D_ir"], images, features)
-                terms["D_ir"] = joint_discriminator_loss(d_ir, ir, real_feat, fake_ir, fake_feat, s.gan_instances)
-            else:
-                terms["D_ir"] = lsgan_discriminator_loss(forward(discs["D_ir_warmup"], ir),
-                                                         forward(discs["D_ir_warmup"], fake_ir.detach()))
+            def task_terms(fake_rgb, fake_ir):
+                nonlocal fake_feat
+                fake_feat = forward(model.encode, fake_ir)
+                _, _, real_emb = forward(embedder, real_feat)
+                _, fake_logits, fake_emb = forward(embedder, fake_feat)
+                tri, cls = triplet_both_ways(fake_emb, real_emb, labels), F.cross_entropy(fake_logits, labels)
+                return {"G_triplet": tri, "G_cls": cls}, [s.lambda_pixel_triplet * tri, s.lambda_pixel_cls * cls]
+
+            def discriminator_terms(fake_rgb, fake_ir):
+                out = {"D_rgb": lsgan_discriminator_loss(forward(d_rgb, rgb), forward(d_rgb, fake_rgb))}
+                if joint:
+                    def d_ir(images, features):
+                        return forward(discs["D_ir"], images, features)
+                    out["D_ir"] = joint_discriminator_loss(d_ir, ir, real_feat, fake_ir, fake_feat, s.gan_instances)
+                else:
+                    out["D_ir"] = lsgan_discriminator_loss(forward(discs["D_ir_warmup"], ir),
+                                                           forward(discs["D_ir_warmup"], fake_ir))
+                return out
+
             # D_rgb(+warm-up) and D_ir(+warm-up) have disjoint parameters: one backward gives
             # each optimiser exactly the gradient of its own loss.
-            backward_step(terms["D_rgb"] + terms["D_ir"], "D_rgb", "D_ir")
-            return terms
+            cycle = cyclegan_iteration(
+                lambda x: forward(g_rgb2ir, x), lambda x: forward(g_ir2rgb, x), score_ir,
+                lambda x: forward(d_rgb, x), rgb, ir, lambda_cycle=s.lambda_cycle, lambda_identity=s.lambda_identity,
+                discriminators=list(discs.values()), discriminator_terms=discriminator_terms,
+                step_generators=lambda loss: backward_step(loss, "G"),
+                step_discriminators=lambda loss: backward_step(loss, "D_rgb", "D_ir"),
+                generator_scale=0.5, task_terms=task_terms)
+            encoder.requires_grad_(True)
+            embedder.requires_grad_(True)
+            # Official: each CycleGAN term is the mean of both directions, i.e. half the CycleGAN sum.
+            return {"G_gan": (cycle["G_gan_rgb"] + cycle["G_gan_ir"]) / 2,
+                    "G_cycle": (cycle["cycle_rgb"] + cycle["cycle_ir"]) / 2,
+                    "G_identity": (cycle["idt_rgb"] + cycle["idt_ir"]) / 2,
+                    **{k: cycle[k] for k in ("G_triplet", "G_cls", "G_total", "D_rgb", "D_ir")}}
 
         def save_checkpoint(done: int) -> None:
             state = {

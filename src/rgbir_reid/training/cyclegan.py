@@ -234,6 +234,76 @@ def cycle_generator_loss(terms: dict[str, torch.Tensor], lambda_cycle: float, la
     )  # fmt: skip
 
 
+def cyclegan_iteration(
+    g_rgb2ir: ImageFn,
+    g_ir2rgb: ImageFn,
+    score_ir: ScoreFn,
+    score_rgb: ScoreFn,
+    real_rgb: torch.Tensor,
+    real_ir: torch.Tensor,
+    *,
+    lambda_cycle: float,
+    lambda_identity: float,
+    discriminators: Sequence[torch.nn.Module],
+    discriminator_terms: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+    step_generators: Callable[[torch.Tensor], None],
+    step_discriminators: Callable[[torch.Tensor], None],
+    generator_scale: float = 1.0,
+    task_terms: Callable[[torch.Tensor, torch.Tensor], tuple[dict[str, torch.Tensor], list[torch.Tensor]]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One CycleGAN iteration: a generator step, then a discriminator step (paper Sec. 3-4).
+
+    The one CycleGAN iteration of the library. :func:`train_cyclegan` runs it with the
+    CycleGAN's networks and history buffers; AlignGAN's pixel module
+    (:mod:`rgbir_reid.training.aligngan`, whose official pixel warm-up is a CycleGAN training
+    with two task terms through the encoder) runs it in its pixel warm-up and joint stages with
+    its own discriminators (the joint ``D_ir`` scores (image, feature) pairs) and task terms.
+
+    Generator step: ``discriminators`` frozen (no gradient from the generators' loss), the terms
+    of :func:`cycle_generator_terms`, ``L_G = generator_scale * cycle_generator_loss(terms) +
+    sum(task addends)``, ``step_generators(L_G)`` (zero the generators' gradients, backward,
+    step). Discriminator step: ``discriminators`` trainable again, ``discriminator_terms(
+    fake_rgb, fake_ir)`` on the detached fakes made before the generator update, and
+    ``step_discriminators`` on the sum of those terms.
+
+    Args:
+        g_rgb2ir, g_ir2rgb, score_ir, score_rgb, real_rgb, real_ir: as :func:`cycle_generator_terms`
+            (images ``[N, 3, H, W]`` in [-1, 1]).
+        lambda_cycle, lambda_identity: absolute weights of :func:`cycle_generator_loss` (the
+            identity images are not computed when ``lambda_identity`` is 0).
+        discriminators: the modules frozen during the generator step.
+        discriminator_terms: ``(fake_rgb, fake_ir) -> {name: scalar loss}`` (the fakes detached).
+        step_generators, step_discriminators: ``loss -> None``: zero grads, backward, step.
+        generator_scale: factor of the CycleGAN part of ``L_G`` (AlignGAN: 1/2, the mean of both directions).
+        task_terms: ``(fake_rgb, fake_ir) -> (terms, addends)``: more logged terms and the
+            scalars added to ``L_G``, in order (not detached: they train the generators).
+
+    Returns:
+        Every term as a scalar tensor: those of :func:`cycle_generator_terms`, the task terms,
+        ``G_total`` (``L_G``) and those of ``discriminator_terms``.
+    """
+    for d in discriminators:
+        d.requires_grad_(False)
+    terms, fake_rgb, fake_ir = cycle_generator_terms(g_rgb2ir, g_ir2rgb, score_ir, score_rgb, real_rgb, real_ir,
+                                                     identity=lambda_identity > 0)
+    loss_g = cycle_generator_loss(terms, lambda_cycle, lambda_identity)
+    if generator_scale != 1.0:
+        loss_g = loss_g * generator_scale
+    if task_terms is not None:
+        extra, addends = task_terms(fake_rgb, fake_ir)
+        terms.update(extra)
+        for addend in addends:
+            loss_g = loss_g + addend
+    terms["G_total"] = loss_g
+    step_generators(loss_g)
+    for d in discriminators:
+        d.requires_grad_(True)
+    d_terms = discriminator_terms(fake_rgb.detach(), fake_ir.detach())
+    terms.update(d_terms)
+    step_discriminators(sum(d_terms.values()))
+    return terms
+
+
 def lr_factor(iteration: int, iterations: int, decay_iterations: int) -> float:
     """Multiplier of the base lr at ``iteration`` (0-based): 1, then linear decay towards 0.
 
@@ -432,25 +502,24 @@ def train_cyclegan(
         real_rgb = real_rgb.to(device, non_blocking=True)
         real_ir = real_ir.to(device, non_blocking=True)
 
-        # Generators: D frozen so its parameters collect no gradient from G's loss.
-        for d in discs:
-            d.requires_grad_(False)
-        terms, fake_rgb, fake_ir = cycle_generator_terms(g_rgb2ir, g_ir2rgb, d_ir, d_rgb, real_rgb, real_ir,
-                                                         identity=lam_i > 0)
-        loss_g = cycle_generator_loss(terms, lam_c, lam_i)
-        terms["G_total"] = loss_g
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        def step_g(loss: torch.Tensor) -> None:
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
 
-        # Discriminators, on real images and on fakes drawn through the history buffers.
-        for d in discs:
-            d.requires_grad_(True)
-        terms["D_ir"] = lsgan_discriminator_loss(d_ir(real_ir), d_ir(buffer_ir.query(fake_ir)))
-        terms["D_rgb"] = lsgan_discriminator_loss(d_rgb(real_rgb), d_rgb(buffer_rgb.query(fake_rgb)))
-        opt_d.zero_grad(set_to_none=True)
-        (terms["D_ir"] + terms["D_rgb"]).backward()
-        opt_d.step()
+        def step_d(loss: torch.Tensor) -> None:
+            opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_d.step()
+
+        def d_terms(fake_rgb: torch.Tensor, fake_ir: torch.Tensor) -> dict[str, torch.Tensor]:
+            # On real images and on fakes drawn through the history buffers.
+            return {"D_ir": lsgan_discriminator_loss(d_ir(real_ir), d_ir(buffer_ir.query(fake_ir))),
+                    "D_rgb": lsgan_discriminator_loss(d_rgb(real_rgb), d_rgb(buffer_rgb.query(fake_rgb)))}
+
+        terms = cyclegan_iteration(g_rgb2ir, g_ir2rgb, d_ir, d_rgb, real_rgb, real_ir, lambda_cycle=lam_c,
+                                   lambda_identity=lam_i, discriminators=discs, discriminator_terms=d_terms,
+                                   step_generators=step_g, step_discriminators=step_d)
         lr_used = opt_g.param_groups[0]["lr"]
         for sch in schedulers:
             sch.step()
