@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
+from rgbir_reid.conversion import save_generators
 from rgbir_reid.data.cache import CacheBatchDataset, write_cache
+from rgbir_reid.models.cyclegan import build_cyclegan
 from rgbir_reid.training.aligngan import (
     STAGES,
     AlignGANSettings,
@@ -334,3 +336,55 @@ def test_feature_lr_warmup_is_off_by_default_and_linear():
     assert w.lr_factor(0) == 1.0  # the pixel module's lrs do not warm up
     with pytest.raises(ValueError, match="feature_lr_warmup_iterations"):
         replace(s, feature_lr_warmup_iterations=-1)
+
+
+def _cyclegan_file(path, ngf: int, n_blocks: int, seed: int = 5):
+    nets = build_cyclegan(ngf=ngf, ndf=4, n_blocks=n_blocks, n_disc_layers=2, seed=seed)
+    return save_generators(path, {n: nets[n] for n in ("G_rgb2ir", "G_ir2rgb")}), nets
+
+
+def test_pixel_init_cyclegan_starts_both_generators_from_the_cyclegan_file(cache, tmp_path):
+    gen_path, nets = _cyclegan_file(tmp_path / "generator.pt", ngf=4, n_blocks=1)
+    s = replace(TINY, generator="cyclegan", pixel_init="cyclegan", norm_statistics="per_image",
+                feature_warmup_iterations=1, pixel_warmup_iterations=0, joint_iterations=0)
+    model_path = train_aligngan(cache, tmp_path / "run", s, device="cpu", seed=0, init_generators=gen_path)
+    model, _ = load_aligngan_model(model_path)
+    for name in ("G_rgb2ir", "G_ir2rgb"):  # one feature warm-up iteration leaves the generators as loaded
+        loaded, expected = getattr(model, name).state_dict(), nets[name].state_dict()
+        assert loaded.keys() == expected.keys()
+        assert all(torch.equal(loaded[k], expected[k]) for k in expected), name
+    # Without pixel_init the same settings start from random weights.
+    fresh = train_aligngan(cache, tmp_path / "fresh", replace(s, pixel_init="none"), device="cpu", seed=0)
+    fresh_model, _ = load_aligngan_model(fresh)
+    assert not torch.equal(fresh_model.G_rgb2ir.state_dict()["model.1.weight"], nets["G_rgb2ir"].state_dict()["model.1.weight"])
+
+
+def test_pixel_init_cyclegan_needs_a_generator_file_that_fits(cache, tmp_path):
+    s = replace(TINY, generator="cyclegan", pixel_init="cyclegan", norm_statistics="per_image")
+    with pytest.raises(ValueError, match="needs the trial's CycleGAN generator file"):
+        train_aligngan(cache, tmp_path / "a", s, device="cpu")
+    wide, _ = _cyclegan_file(tmp_path / "wide.pt", ngf=8, n_blocks=1)
+    with pytest.raises(ValueError, match=r"wide.pt: CycleGAN generators of ngf 8, 1 residual blocks; .* ngf=4, n_blocks=1"):
+        train_aligngan(cache, tmp_path / "b", s, device="cpu", init_generators=wide)
+    assert not (tmp_path / "b" / "model.pt").exists()
+
+
+def test_generator_and_pixel_init_settings_are_checked():
+    with pytest.raises(ValueError, match="pixel_init='cyclegan': expected 'none' with generator 'aligngan'"):
+        replace(TINY, pixel_init="cyclegan")
+    with pytest.raises(ValueError, match="norm_statistics='running': expected 'per_image' with generator 'cyclegan'"):
+        replace(TINY, generator="cyclegan")
+    with pytest.raises(ValueError, match="generator='stargan'"):
+        replace(TINY, generator="stargan", norm_statistics="per_image")
+    assert (AlignGANSettings().generator, AlignGANSettings().pixel_init) == ("aligngan", "none")  # official
+
+
+def test_a_checkpoint_made_from_another_cyclegan_is_not_resumed(cache, tmp_path, caplog):
+    s = replace(TINY, generator="cyclegan", pixel_init="cyclegan", norm_statistics="per_image",
+                feature_warmup_iterations=1, pixel_warmup_iterations=1, joint_iterations=1)
+    first, _ = _cyclegan_file(tmp_path / "first.pt", ngf=4, n_blocks=1, seed=1)
+    second, _ = _cyclegan_file(tmp_path / "second.pt", ngf=4, n_blocks=1, seed=2)
+    train_aligngan(cache, tmp_path / "run", s, device="cpu", init_generators=first)
+    with caplog.at_level(logging.WARNING):
+        train_aligngan(cache, tmp_path / "run", s, device="cpu", init_generators=second)
+    assert "ignoring checkpoint" in caplog.text and "starting over" in caplog.text

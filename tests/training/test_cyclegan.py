@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rgbir_reid.conversion import convert_images, load_generators, make_converters
-from rgbir_reid.training.cyclegan import CycleGANSettings, lr_factor, train_cyclegan
+from rgbir_reid.training.cyclegan import CycleGANSettings, cycle_generator_loss, cycle_generator_terms, cyclegan_iteration, lr_factor, train_cyclegan
 
 TINY = dict(image_size=(32, 16), ngf=4, ndf=4, n_blocks=1, log_every=5, checkpoint_every=5, sample_count=1)
 
@@ -215,3 +215,58 @@ def test_cycle_generator_terms_and_loss_by_hand():
     no_idt, _, _ = cycle_generator_terms(lambda x: calls.append(1) or x, lambda x: x, lambda x: x.mean(),
                                          lambda x: x.mean(), rgb, ir, identity=False)
     assert no_idt["idt_rgb"].item() == no_idt["idt_ir"].item() == 0.0 and len(calls) == 2  # fake IR + cycle IR
+
+
+def test_cyclegan_iteration_steps_generators_then_discriminators_on_their_own_losses():
+    """One iteration = one SGD step of the generators on the weighted CycleGAN loss plus the task
+    addends (discriminators untouched by it), then one SGD step of the discriminators on their
+    loss over the pre-update fakes: checked against both steps done by hand."""
+    torch.manual_seed(0)
+    conv = lambda: torch.nn.Conv2d(3, 3, 1)  # noqa: E731
+    g_ab, g_ba, d_a, d_b = conv(), conv(), conv(), conv()
+    rgb, ir = torch.rand(2, 3, 4, 4) * 2 - 1, torch.rand(2, 3, 4, 4) * 2 - 1
+    lr = 0.1
+    before = {n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in
+              (("g_ab", g_ab), ("g_ba", g_ba), ("d_a", d_a), ("d_b", d_b))}
+
+    # By hand, on copies.
+    nets = {n: conv() for n in before}
+    for n, m in nets.items():
+        m.load_state_dict(before[n])
+    terms, fake_rgb, fake_ir = cycle_generator_terms(nets["g_ab"], nets["g_ba"], nets["d_b"], nets["d_a"], rgb, ir)
+    task = (nets["g_ab"](rgb) ** 2).mean()
+    loss_g = 0.5 * cycle_generator_loss(terms, 10.0, 5.0) + 0.3 * task
+    grads_g = torch.autograd.grad(loss_g, [*nets["g_ab"].parameters(), *nets["g_ba"].parameters()])
+    with torch.no_grad():
+        for p, g in zip([*nets["g_ab"].parameters(), *nets["g_ba"].parameters()], grads_g):
+            p -= lr * g
+    fake_rgb, fake_ir = fake_rgb.detach(), fake_ir.detach()
+    loss_d = ((nets["d_b"](ir) - 1) ** 2).mean() + (nets["d_b"](fake_ir) ** 2).mean() + (nets["d_a"](fake_rgb) ** 2).mean()
+    grads_d = torch.autograd.grad(loss_d, [*nets["d_a"].parameters(), *nets["d_b"].parameters()])
+    with torch.no_grad():
+        for p, g in zip([*nets["d_a"].parameters(), *nets["d_b"].parameters()], grads_d):
+            p -= lr * g
+
+    opt_g = torch.optim.SGD([*g_ab.parameters(), *g_ba.parameters()], lr=lr)
+    opt_d = torch.optim.SGD([*d_a.parameters(), *d_b.parameters()], lr=lr)
+
+    def step(opt):
+        def run(loss):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return run
+
+    out = cyclegan_iteration(
+        g_ab, g_ba, d_b, d_a, rgb, ir, lambda_cycle=10.0, lambda_identity=5.0, discriminators=[d_a, d_b],
+        discriminator_terms=lambda f_rgb, f_ir: {"D_ir": ((d_b(ir) - 1) ** 2).mean() + (d_b(f_ir) ** 2).mean(),
+                                                 "D_rgb": (d_a(f_rgb) ** 2).mean()},
+        step_generators=step(opt_g), step_discriminators=step(opt_d), generator_scale=0.5,
+        task_terms=lambda f_rgb, f_ir: ({"task": (f_ir ** 2).mean()}, [0.3 * (f_ir ** 2).mean()]))
+    assert out["G_total"].item() == pytest.approx(loss_g.item(), rel=1e-6)
+    assert out["task"].item() == pytest.approx(task.item(), rel=1e-6)
+    assert set(out) >= {"G_gan_ir", "cycle_rgb", "idt_ir", "D_ir", "D_rgb"}
+    for name, module in (("g_ab", g_ab), ("g_ba", g_ba), ("d_a", d_a), ("d_b", d_b)):
+        for k, v in module.state_dict().items():
+            torch.testing.assert_close(v, nets[name].state_dict()[k], msg=f"{name}.{k}")
+    assert all(p.requires_grad for p in [*d_a.parameters(), *d_b.parameters()])  # unfrozen again

@@ -234,3 +234,34 @@ def test_results_that_is_a_file_stops_the_run_naming_it(tmp_path):
     assert proc.returncode != 0 and f"{tmp_path / 'results'} is a file, not a folder" in out, out[-2000:]
     assert "Traceback" not in out
     assert (tmp_path / "results").read_text() == "not a folder"  # nothing the user made is touched
+
+
+def _aligngan_only(tmp_path, **overrides):
+    config = yaml.safe_load((REPO / "workflow" / "configs" / "demo_aligngan.yaml").read_text())
+    config["methods"] = {"aligngan": {"family": "aligngan", **overrides}}
+    path = tmp_path / "aligngan_only.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_aligngan_starting_from_the_cyclegan_plans_the_cyclegan_first(tmp_path):
+    # No method uses converted images here, so only AlignGAN's pixel_init: cyclegan asks for the CycleGAN.
+    path = _aligngan_only(tmp_path)
+    assert yaml.safe_load(path.read_text())["aligngan"]["pixel_init"] == "cyclegan"
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(path))
+    jobs = planned_jobs(proc)
+    assert jobs.get("train_cyclegan") == 1 and jobs.get("train_aligngan") == 1, jobs
+    # The official pixel_init: none needs no CycleGAN (AlignGAN's own pixel warm-up).
+    official = _aligngan_only(tmp_path, pixel_init="none", generator="aligngan", norm_statistics="running")
+    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", str(official)))
+    assert "train_cyclegan" not in jobs and jobs.get("train_aligngan") == 1, jobs
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"n_blocks": 4}, "methods.aligngan.n_blocks must be 3 (got 4)"),
+    ({"ngf": 32}, "methods.aligngan.ngf must be 16 (got 32)"),
+])
+def test_aligngan_generators_that_do_not_fit_the_cyclegan_stop_the_run_naming_the_keys(tmp_path, override, message):
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(_aligngan_only(tmp_path, **override)), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr and "methods.aligngan.pixel_init" in proc.stdout + proc.stderr

@@ -95,6 +95,16 @@ def method_settings(method):
     return canonical(_method_settings(METHODS[method], config))
 
 
+def _check_methods():
+    # Settings that must fit the rest of the config (e.g. AlignGAN starting from the CycleGAN).
+    for method, family in FAMILY_OF.items():
+        if family.check:
+            family.check(method_settings(method), config, f"methods.{method}")
+
+
+_check_methods()
+
+
 def family_methods(family):
     """The config's methods of one family, in config order."""
     return [m for m in METHODS if FAMILY_OF[m].name == family]
@@ -234,9 +244,18 @@ PROTOCOL_FILE_KEYS = ("rand_perm_cam", "test_id_indoor")
 
 
 def train_input(wildcards):
+    """The cache (or the split) and, for a method starting from the trial's CycleGAN, its generators."""
+    trial = f"results/{wildcards.dataset}/trial{wildcards.trial}"
     if uses_cache(wildcards.method):
-        return {"cache": f"results/{wildcards.dataset}/trial{wildcards.trial}/cache.h5"}
-    return {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
+        inputs = {"cache": f"{trial}/cache.h5"}
+    else:
+        inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
+    family = FAMILY_OF[wildcards.method]
+    if family.needs_generators and family.needs_generators(
+        method_settings(wildcards.method)
+    ):
+        inputs["generators"] = f"{trial}/cyclegan/generator.pt"
+    return inputs
 
 
 def extract_input(wildcards):

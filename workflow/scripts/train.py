@@ -13,6 +13,8 @@ from rgbir_reid.scripting import run_script  # noqa: E402
 
 def main(smk, logger):
     family = get_family(smk.params.family)
+    # The trial's CycleGAN generators, for families that start from them (AlignGAN's pixel_init: cyclegan).
+    extra = {"generators": smk.input.generators} if "generators" in smk.input.keys() else {}
     family.train(
         smk.input.get("cache"),
         Path(smk.output.model).parent,
@@ -21,6 +23,7 @@ def main(smk, logger):
         seed=smk.params.seed,
         logger=logger,
         section=f"methods.{smk.wildcards.method}",
+        **extra,
     )
 
 

@@ -68,6 +68,12 @@ class MethodFamily:
         figures: more files ``train`` writes into ``out_dir`` for the report, by output name
             (e.g. AlignGAN's ``{"samples": "samples.png"}``, its RGB -> fake IR grid); the
             train job declares them as report figures.
+        needs_generators: ``needs_generators(settings)``: whether training starts from the
+            trial's CycleGAN generators (then the workflow trains the CycleGAN first and passes
+            its ``generator.pt`` to ``train`` as ``generators=``). ``None``: never.
+        check: ``check(settings, config, section)``, raising ``ValueError`` (naming ``section``
+            and the config keys) when the method's settings do not fit the rest of the config;
+            the workflow calls it when it parses the config. ``None``: nothing to check.
     """
 
     name: str
@@ -80,6 +86,8 @@ class MethodFamily:
     budget: Callable[[Settings], str] | None = None
     work: Callable[[Settings], int] | None = None
     figures: Mapping[str, str] = field(default_factory=dict)
+    needs_generators: Callable[[Settings], bool] | None = None
+    check: Callable[[Settings, Mapping[str, Any], str], None] | None = None
 
     @property
     def trains(self) -> bool:

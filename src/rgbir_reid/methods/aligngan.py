@@ -2,8 +2,11 @@
 
 Training: :func:`rgbir_reid.training.aligngan.train_aligngan` on the real rows of the trial's
 cache (its three stages: feature warm-up, pixel warm-up, joint), with the ``aligngan:``
-section's settings (official values by default) and each method's overrides. It needs no
-CycleGAN: AlignGAN trains its own generators. Test features: visible (gallery) images through
+section's settings (official values by default) and each method's overrides. With the
+official ``pixel_init: none`` it needs no CycleGAN (AlignGAN's pixel warm-up trains its
+generators with the library's CycleGAN iteration); with ``pixel_init: cyclegan`` both pixel
+generators start from the trial's CycleGAN (``results/<dataset>/trial<t>/cyclegan/generator.pt``,
+so the workflow trains it first), whose ``ngf`` and ``n_blocks`` the settings must repeat. Test features: visible (gallery) images through
 ``G_rgb2ir`` then the feature generator, infrared (query) images straight in, the pooled map
 L2-normalised, with the official flip test-time augmentation
 (:func:`rgbir_reid.training.aligngan.aligngan_features`); the config's ``extract.flip`` is not
@@ -53,20 +56,53 @@ def train(
     seed: int = 0,
     logger: logging.Logger | None = None,
     section: str = "aligngan",
+    generators: str | Path | None = None,
 ) -> Path:
-    """Train AlignGAN on the cache's real rows (:func:`rgbir_reid.training.aligngan.train_aligngan`).
+    """Train AlignGAN on the cache's real rows (:func:`rgbir_reid.training.aligngan.train_aligngan`);
+    ``generators``: the trial's CycleGAN ``generator.pt`` for ``pixel_init: cyclegan``.
 
     Raises:
         ValueError: a setting unknown to :class:`AlignGANSettings` or out of range (names
-            ``section.key``), or a cache that cannot feed a batch.
+            ``section.key``), a cache that cannot feed a batch, or a generator file that does
+            not fit the settings (names it).
     """
     from rgbir_reid.config import settings_from
     from rgbir_reid.training.aligngan import AlignGANSettings, train_aligngan
 
     model_path = train_aligngan(cache_path, out_dir, settings_from(AlignGANSettings, settings, section),
-                                device=device, seed=seed, logger=logger)
+                                device=device, seed=seed, logger=logger, init_generators=generators)
     write_sample_grid(model_path, cache_path, Path(out_dir) / "samples.png")
     return model_path
+
+
+def starts_from_cyclegan(settings: Settings) -> bool:
+    """Whether the pixel generators start from the trial's CycleGAN (``pixel_init: cyclegan``)."""
+    return settings.get("pixel_init", "none") == "cyclegan"
+
+
+def check_settings(settings: Settings, config: Settings, section: str) -> None:
+    """With ``pixel_init: cyclegan``, the pixel generators must be the trial's CycleGAN's:
+    ``generator: cyclegan`` and the ``cyclegan:`` section's ``ngf`` and ``n_blocks`` (its
+    resolved default when that is null).
+
+    Raises:
+        ValueError: naming ``section``'s keys and the ``cyclegan:`` values they must repeat.
+    """
+    if not starts_from_cyclegan(settings):
+        return
+    cyclegan = config.get("cyclegan", {})
+    n_blocks = cyclegan.get("n_blocks")
+    if n_blocks is None:
+        from rgbir_reid.models.cyclegan import default_n_blocks  # imports torch: only here
+
+        n_blocks = default_n_blocks(int(cyclegan["image_size"][0]))
+    want = {"generator": "cyclegan", "ngf": cyclegan.get("ngf"), "n_blocks": n_blocks}
+    wrong = {k: v for k, v in want.items() if settings.get(k) != v}
+    if wrong:
+        raise ValueError(
+            f"config key {section}.pixel_init: 'cyclegan' starts the pixel generators from the trial's CycleGAN, so "
+            + ", ".join(f"{section}.{k} must be {v!r} (got {settings.get(k)!r})" for k, v in wrong.items())
+            + " (the cyclegan: section's settings)")
 
 
 def write_sample_grid(model_path: str | Path, cache_path: str | Path, out_png: str | Path, count: int = 4) -> Path:
@@ -154,4 +190,6 @@ FAMILY = MethodFamily(
     budget=training_budget,
     work=training_work,
     figures={"samples": "samples.png"},
+    needs_generators=starts_from_cyclegan,
+    check=check_settings,
 )

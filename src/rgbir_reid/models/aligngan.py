@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rgbir_reid.models.cyclegan import ResnetGenerator, init_weights
 from rgbir_reid.models.reid import IMAGENET_MEAN, IMAGENET_STD, STAGE_SPLITTERS, load_torchvision_backbone
 
 # Official Generator(64, 4): 4 residual blocks (not CycleGAN's 6 or 9).
@@ -307,7 +308,10 @@ class AlignGAN(nn.Module):
     Args:
         num_classes: training identities (classifier outputs; official 395).
         backbone, pretrained, last_stride: of the :class:`FeatureGenerator`.
-        ngf, n_blocks: of both :class:`PixelGenerator` (official 64, 4).
+        ngf, n_blocks: of both pixel generators (official 64, 4).
+        generator: ``"aligngan"`` (official :class:`PixelGenerator`) or ``"cyclegan"`` (the
+            library's :class:`~rgbir_reid.models.cyclegan.ResnetGenerator`, e.g. to load a
+            trained CycleGAN).
         reid_size: ``(h, w)`` of the encoder input (official 384x192).
         bottleneck_dim, embedding_dim, dropout: of the :class:`Embedder` (official 256, 256, 0.5).
     """
@@ -321,6 +325,7 @@ class AlignGAN(nn.Module):
         last_stride: int = 1,
         ngf: int = 64,
         n_blocks: int = N_BLOCKS,
+        generator: str = "aligngan",
         reid_size: Sequence[int] = (384, 192),
         bottleneck_dim: int = BOTTLENECK_DIM,
         embedding_dim: int = EMBEDDING_DIM,
@@ -328,8 +333,11 @@ class AlignGAN(nn.Module):
     ) -> None:
         super().__init__()
         self.reid_size = (int(reid_size[0]), int(reid_size[1]))
-        self.G_rgb2ir = PixelGenerator(ngf, n_blocks)
-        self.G_ir2rgb = PixelGenerator(ngf, n_blocks)
+        if generator not in ("aligngan", "cyclegan"):
+            raise ValueError(f"AlignGAN: generator {generator!r}: expected 'aligngan' or 'cyclegan'")
+        pixel = PixelGenerator if generator == "aligngan" else ResnetGenerator
+        self.G_rgb2ir = pixel(ngf, n_blocks)
+        self.G_ir2rgb = pixel(ngf, n_blocks)
         self.encoder = FeatureGenerator(backbone, pretrained, last_stride)
         self.embedder = Embedder(
             self.encoder.out_channels, num_classes,
@@ -388,8 +396,11 @@ def build_aligngan(num_classes: int, *, seed: int = 0, ndf: int = 64, n_disc_lay
         torch.manual_seed(seed)
         model = AlignGAN(num_classes, **kwargs)
         discriminators = build_discriminators(model.feature_dim, ndf=ndf, n_layers=n_disc_layers)
-        init_normal_(model.G_rgb2ir)
-        init_normal_(model.G_ir2rgb)
+        for k, g in enumerate((model.G_rgb2ir, model.G_ir2rgb)):
+            if isinstance(g, ResnetGenerator):  # the CycleGAN's own init: N(0, 0.02) weights, zero biases
+                init_weights(g, torch.Generator().manual_seed(seed + k))
+            else:
+                init_normal_(g)
         for d in discriminators.values():
             init_normal_(d)
     return model, discriminators

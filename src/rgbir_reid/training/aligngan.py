@@ -1,4 +1,6 @@
-"""AlignGAN training (three stages), checkpoint/resume, the model file and the test feature.
+"""AlignGAN training: the three-stage loop with checkpoint/resume (the steps it runs:
+:mod:`~rgbir_reid.training.aligngan_steps`; settings, sampler, model file and loss history:
+``aligngan_settings``, ``aligngan_data``, ``aligngan_model``, ``aligngan_history``).
 
 Source: Wang et al., "RGB-Infrared Cross-Modality Person Re-Identification via Joint Pixel and
 Feature Alignment", ICCV 2019, and its official code (wangguanan/AlignGAN: ``main.py``,
@@ -16,8 +18,11 @@ Stages (official lengths: a "step" is 100 iterations; 50 + 100 + 101 steps):
    ``L_G = ½(gan_rgb + gan_ir) + 10·½(cycle_rgb + cycle_ir) + 5·½(idt_rgb + idt_ir)
    + 0.1·(Tri(fake, real, real) + Tri(real, fake, fake)) + 0.1·CE(fake IR logits)``, the task
    terms through the encoder (which is not stepped, but whose BN statistics still update);
-   each D: ``½[(D(real) - 1)² + D(fake)²]``. The CycleGAN terms come from the library's one
-   CycleGAN objective, :func:`rgbir_reid.training.cyclegan.cycle_generator_terms`.
+   each D: ``½[(D(real) - 1)² + D(fake)²]``. Each pixel step is one iteration of the library's
+   CycleGAN, :func:`rgbir_reid.training.cyclegan.cyclegan_iteration` (``train_cyclegan`` runs the
+   same), with AlignGAN's discriminators, no image history buffer and the task terms. With
+   ``pixel_init: cyclegan`` (ours) both generators start from the trial's trained CycleGAN
+   instead of random weights (``init_generators``).
 3. ``joint`` (10,100): per iteration a feature step (IDE batches; fake IR from ``G_rgb2ir``
    without gradient; ``1·[CE(fake IR) + CE(real IR)] + 1·[Tri(fake, real, real) + Tri(real,
    fake, fake)] + 0.1·(D_ir(real IR image, fake-IR feature) - 1)²``), then a pixel step as in
@@ -84,19 +89,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rgbir_reid.data.cache import KIND_REAL, CacheBatchDataset, read_cache_attrs
 from rgbir_reid.data.records import MODALITY_CODE, THERMAL, VISIBLE
 from rgbir_reid.data.transforms import BatchAugmentation
+from rgbir_reid.conversion import load_generators
 from rgbir_reid.device import resolve_device
-from rgbir_reid.io import load_checkpoint, save_torch
-from rgbir_reid.losses.aligngan import (
-    cosine_batch_hard_triplet,
-    joint_discriminator_loss,
-    lsgan_discriminator_loss,
-    lsgan_generator_loss,
-)
+from rgbir_reid.io import load_checkpoint, save_torch, sha256_file
 from rgbir_reid.training.aligngan_data import GAN_MEAN, GAN_STD, IdentityAlignedSampler
 from rgbir_reid.training.aligngan_history import (
     FEATURE_TERMS,
@@ -116,6 +115,7 @@ from rgbir_reid.training.aligngan_model import (
     use_norm_statistics,
 )
 from rgbir_reid.training.aligngan_settings import AMP_MODES, NORM_STATISTICS, RUNTIME_FIELDS, STAGES, AlignGANSettings
+from rgbir_reid.training.aligngan_steps import AlignGANSteps, build_optimizers
 from rgbir_reid.training.checkpoints import (
     caller_rng_kept,
     checkpoint_mismatch,
@@ -124,7 +124,6 @@ from rgbir_reid.training.checkpoints import (
     set_rng_state,
     setting_changes,
 )
-from rgbir_reid.training.cyclegan import cyclegan_iteration
 
 # The public names of the AlignGAN training code, from the modules it is split into.
 __all__ = [
@@ -139,8 +138,16 @@ CHECKPOINT_FORMAT = "rgbir_reid.aligngan_checkpoint/1"
 _IDE_STREAM, _GAN_STREAM = 0, 1
 
 
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return (logits.argmax(1) == labels).float().mean()
+def _cyclegan_generators(path: str | Path | None, s: AlignGANSettings) -> dict[str, torch.nn.Module]:
+    """The CycleGAN generators of ``path`` for ``pixel_init: cyclegan``, checked against the settings."""
+    if path is None:
+        raise ValueError("AlignGAN setting pixel_init='cyclegan' needs the trial's CycleGAN generator file (init_generators)")
+    generators = load_generators(path)
+    g = generators["G_rgb2ir"]
+    if (g.ngf, g.n_blocks) != (s.ngf, s.n_blocks):
+        raise ValueError(f"{path}: CycleGAN generators of ngf {g.ngf}, {g.n_blocks} residual blocks; the AlignGAN "
+                         f"settings ngf={s.ngf}, n_blocks={s.n_blocks} must match them for pixel_init='cyclegan'")
+    return generators
 
 
 def train_aligngan(
@@ -152,6 +159,7 @@ def train_aligngan(
     seed: int = 0,
     logger: logging.Logger | None = None,
     on_iteration_end: Callable[[int, dict], None] | None = None,
+    init_generators: str | Path | None = None,
 ) -> Path:
     """Train AlignGAN's three stages on the cache's real rows; return ``out_dir/model.pt``.
 
@@ -178,9 +186,15 @@ def train_aligngan(
             iteration, once its checkpoint (if one is due) is written; ``info`` holds
             ``"stage"`` and the iteration's loss terms as floats. Tests raise from it to
             interrupt a run.
+        init_generators: with ``pixel_init: cyclegan``, the trial's CycleGAN ``generator.pt``
+            (:func:`rgbir_reid.training.cyclegan.train_cyclegan`): both pixel generators start
+            from its weights; its sha256 is part of what a checkpoint must match. Not read otherwise.
 
     Raises:
-        ValueError: the cache holds fewer identities with both real modalities than a batch needs (names the cache).
+        ValueError: the cache holds fewer identities with both real modalities than a batch needs (names the cache);
+            ``pixel_init: cyclegan`` without ``init_generators``, or a generator file whose ``ngf`` /
+            ``n_blocks`` differ from the settings' (names the file and both values).
+        CheckpointError: (a ``ValueError``) ``init_generators`` is not a generator file (names it).
     """
     log = logger or logging.getLogger(__name__)
     device = resolve_device(device)
@@ -215,6 +229,10 @@ def train_aligngan(
     learnt = {k: v for k, v in s.to_dict().items() if k not in RUNTIME_FIELDS}
     runtime = {k: getattr(s, k) for k in RUNTIME_FIELDS}
     cache_id = {"rows": int(real.sum()), "attrs": read_cache_attrs(cache_path)}
+    start_generators = None
+    if s.pixel_init == "cyclegan":
+        start_generators = _cyclegan_generators(init_generators, s)
+        cache_id["pixel_init"] = sha256_file(init_generators)
     made = provenance(learnt, runtime, seed, cache_id)
     cuda = device.type == "cuda"
     use_amp = cuda and s.amp != "none"
@@ -225,28 +243,13 @@ def train_aligngan(
         np.random.seed(seed)
         random.seed(seed)
         model, discs = build_model_from_settings(s, len(pids), seed=seed)
+        if start_generators is not None:
+            for name, g in start_generators.items():
+                getattr(model, name).load_state_dict(g.state_dict())
+            log.info("pixel generators start from the CycleGAN %s", init_generators)
         model.to(device)
         discs.to(device)
-        g_rgb2ir, g_ir2rgb, encoder, embedder = model.G_rgb2ir, model.G_ir2rgb, model.encoder, model.embedder
-        betas = (s.pixel_beta1, s.pixel_beta2)
-        optimizers = {
-            "G": torch.optim.Adam([*g_rgb2ir.parameters(), *g_ir2rgb.parameters()], lr=s.pixel_lr, betas=betas),
-            "D_rgb": torch.optim.Adam([*discs["D_rgb"].parameters(), *discs["D_rgb_warmup"].parameters()],
-                                      lr=s.pixel_lr, betas=betas),
-            "D_ir": torch.optim.Adam([*discs["D_ir"].parameters(), *discs["D_ir_warmup"].parameters()],
-                                     lr=s.pixel_lr, betas=betas),
-            "feature": torch.optim.SGD(
-                [{"params": encoder.parameters(), "lr": s.feature_lr * s.encoder_lr_factor},
-                 {"params": embedder.parameters(), "lr": s.feature_lr}],
-                lr=s.feature_lr, momentum=s.feature_momentum, nesterov=True, weight_decay=s.feature_weight_decay,
-            ),
-        }
-        # The schedule is a pure function of the iteration (AlignGANSettings.lr_factor), set
-        # before every iteration, so the iteration count is all the scheduler state there is.
-        # (A LambdaLR would warn about the optimisers a stage does not step.)
-        for opt in optimizers.values():
-            for group in opt.param_groups:
-                group["initial_lr"] = group["lr"]
+        optimizers = build_optimizers(model, discs, s)
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp and s.amp == "fp16")
 
         start, history = 0, []
@@ -276,13 +279,6 @@ def train_aligngan(
                           else f"checkpoint format {ckpt.get('format')!r} -> {CHECKPOINT_FORMAT!r}")
                 log.warning("ignoring checkpoint %s: %s; starting over", ckpt_path, reason)
 
-        def forward(fn: Callable, *args: torch.Tensor):
-            # Networks under autocast (CUDA AMP only); every output back in float32, so the
-            # losses (distances, log-softmax, squared errors) are computed in full precision.
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                out = fn(*args)
-            return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
-
         def load(kind: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             k = drawn[kind]
             drawn[kind] += 1
@@ -294,98 +290,7 @@ def train_aligngan(
                 images.append(augment(pixels, torch.Generator().manual_seed(sampler.flip_seed(k, modality))))
             return images[0], images[1], torch.from_numpy(labels).to(device)
 
-        def backward_step(loss: torch.Tensor, *names: str) -> None:
-            for name in names:
-                optimizers[name].zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            for name in names:
-                scaler.step(optimizers[name])
-
-        def triplet_both_ways(fake_emb, real_emb, labels):
-            m = s.triplet_margin
-            return (cosine_batch_hard_triplet(fake_emb, real_emb, real_emb, labels, labels, labels, m)
-                    + cosine_batch_hard_triplet(real_emb, fake_emb, fake_emb, labels, labels, labels, m))
-
-        def feature_warmup_step() -> dict:
-            _, ir, labels = load("ide")
-            _, logits, emb = forward(embedder, forward(model.encode, ir))
-            cls = F.cross_entropy(logits, labels)
-            tri = cosine_batch_hard_triplet(emb, emb, emb, labels, labels, labels, s.triplet_margin)
-            loss = cls + tri  # official warm-up: unweighted
-            backward_step(loss, "feature")
-            return {"feat_total": loss, "feat_cls_real_ir": cls, "feat_triplet": tri, "acc_real_ir": _accuracy(logits, labels)}
-
-        def feature_joint_step() -> dict:
-            rgb, ir, labels = load("ide")
-            with torch.no_grad():
-                fake_ir = forward(g_rgb2ir, rgb)
-            fake_feat = forward(model.encode, fake_ir)
-            real_feat = forward(model.encode, ir)
-            _, fake_logits, fake_emb = forward(embedder, fake_feat)
-            _, real_logits, real_emb = forward(embedder, real_feat)
-            cls_fake, cls_real = F.cross_entropy(fake_logits, labels), F.cross_entropy(real_logits, labels)
-            tri = triplet_both_ways(fake_emb, real_emb, labels)
-            discs["D_ir"].requires_grad_(False)
-            gan = lsgan_generator_loss(forward(discs["D_ir"], ir, fake_feat))
-            discs["D_ir"].requires_grad_(True)
-            loss = s.lambda_feature_cls * (cls_fake + cls_real) + s.lambda_feature_triplet * tri + s.lambda_feature_gan * gan
-            backward_step(loss, "feature")
-            return {"feat_total": loss, "feat_cls_real_ir": cls_real, "feat_cls_fake_ir": cls_fake, "feat_triplet": tri,
-                    "feat_gan": gan, "acc_real_ir": _accuracy(real_logits, labels), "acc_fake_ir": _accuracy(fake_logits, labels)}
-
-        def pixel_step(joint: bool) -> dict:
-            # One iteration of the library's CycleGAN (training/cyclegan.py) with AlignGAN's
-            # discriminators and task terms; only the generators collect gradients in its
-            # generator step (see the module docstring). D_ir is the joint one in the joint
-            # stage, on the real IR feature; D_rgb a fresh PatchGAN there.
-            rgb, ir, labels = load("gan")
-            d_rgb = discs["D_rgb"] if joint else discs["D_rgb_warmup"]
-            encoder.requires_grad_(False)
-            embedder.requires_grad_(False)
-            real_feat = forward(model.encode, ir)
-            fake_feat = None
-            if joint:
-                def score_ir(images):
-                    return forward(discs["D_ir"], images, real_feat.detach())
-            else:
-                def score_ir(images):
-                    return forward(discs["D_ir_warmup"], images)
-
-            def task_terms(fake_rgb, fake_ir):
-                nonlocal fake_feat
-                fake_feat = forward(model.encode, fake_ir)
-                _, _, real_emb = forward(embedder, real_feat)
-                _, fake_logits, fake_emb = forward(embedder, fake_feat)
-                tri, cls = triplet_both_ways(fake_emb, real_emb, labels), F.cross_entropy(fake_logits, labels)
-                return {"G_triplet": tri, "G_cls": cls}, [s.lambda_pixel_triplet * tri, s.lambda_pixel_cls * cls]
-
-            def discriminator_terms(fake_rgb, fake_ir):
-                out = {"D_rgb": lsgan_discriminator_loss(forward(d_rgb, rgb), forward(d_rgb, fake_rgb))}
-                if joint:
-                    def d_ir(images, features):
-                        return forward(discs["D_ir"], images, features)
-                    out["D_ir"] = joint_discriminator_loss(d_ir, ir, real_feat, fake_ir, fake_feat, s.gan_instances)
-                else:
-                    out["D_ir"] = lsgan_discriminator_loss(forward(discs["D_ir_warmup"], ir),
-                                                           forward(discs["D_ir_warmup"], fake_ir))
-                return out
-
-            # D_rgb(+warm-up) and D_ir(+warm-up) have disjoint parameters: one backward gives
-            # each optimiser exactly the gradient of its own loss.
-            cycle = cyclegan_iteration(
-                lambda x: forward(g_rgb2ir, x), lambda x: forward(g_ir2rgb, x), score_ir,
-                lambda x: forward(d_rgb, x), rgb, ir, lambda_cycle=s.lambda_cycle, lambda_identity=s.lambda_identity,
-                discriminators=list(discs.values()), discriminator_terms=discriminator_terms,
-                step_generators=lambda loss: backward_step(loss, "G"),
-                step_discriminators=lambda loss: backward_step(loss, "D_rgb", "D_ir"),
-                generator_scale=0.5, task_terms=task_terms)
-            encoder.requires_grad_(True)
-            embedder.requires_grad_(True)
-            # Official: each CycleGAN term is the mean of both directions, i.e. half the CycleGAN sum.
-            return {"G_gan": (cycle["G_gan_rgb"] + cycle["G_gan_ir"]) / 2,
-                    "G_cycle": (cycle["cycle_rgb"] + cycle["cycle_ir"]) / 2,
-                    "G_identity": (cycle["idt_rgb"] + cycle["idt_ir"]) / 2,
-                    **{k: cycle[k] for k in ("G_triplet", "G_cls", "G_total", "D_rgb", "D_ir")}}
+        steps = AlignGANSteps(model, discs, optimizers, scaler, s, load, device, amp_dtype if use_amp else None)
 
         def save_checkpoint(done: int) -> None:
             state = {
@@ -428,11 +333,11 @@ def train_aligngan(
                     group["lr"] = group["initial_lr"] * f
             lrs = (optimizers["G"].param_groups[0]["lr"], optimizers["feature"].param_groups[1]["lr"])
             if stage == "feature_warmup":
-                terms = feature_warmup_step()
+                terms = steps.feature_warmup()
             elif stage == "pixel_warmup":
-                terms = pixel_step(joint=False)
+                terms = steps.pixel(joint=False)
             else:
-                terms = {**feature_joint_step(), **pixel_step(joint=True)}
+                terms = {**steps.feature_joint(), **steps.pixel(joint=True)}
             scaler.update()
             done = it + 1
             with torch.no_grad():

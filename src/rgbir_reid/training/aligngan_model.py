@@ -39,6 +39,7 @@ def build_model_from_settings(settings: AlignGANSettings, num_classes: int, *, s
         last_stride=settings.last_stride,
         ngf=settings.ngf,
         n_blocks=settings.n_blocks,
+        generator=settings.generator,
         reid_size=settings.reid_size,
         bottleneck_dim=settings.bottleneck_dim,
         embedding_dim=settings.embedding_dim,

@@ -18,6 +18,9 @@ AMP_MODES = ("none", "bf16", "fp16")
 STAGES = ("feature_warmup", "pixel_warmup", "joint")
 # Instance-norm statistics of the pixel generators at test time (see AlignGANSettings).
 NORM_STATISTICS = ("running", "per_image")
+# Architectures of the pixel generators, and where they start (see AlignGANSettings).
+GENERATORS = ("aligngan", "cyclegan")
+PIXEL_INITS = ("none", "cyclegan")
 # Settings that do not change what is learnt: a checkpoint made with other values resumes.
 # norm_statistics only changes the test feature, not training.
 RUNTIME_FIELDS = ("log_every", "checkpoint_every", "amp", "norm_statistics")
@@ -33,6 +36,17 @@ class AlignGANSettings:
         pretrained: ``"imagenet"`` (official), ``"none"`` or a torchvision state-dict file.
         last_stride: of the backbone's last stage (official 1).
         ngf, n_blocks: pixel generators' width and residual blocks (official 64, 4).
+        generator: the pixel generators' architecture: ``"aligngan"`` (official: 4x4 strided
+            convolutions, no biases, affine instance norms with running statistics;
+            :class:`~rgbir_reid.models.aligngan.PixelGenerator`) or ``"cyclegan"`` (the
+            library's CycleGAN generator, :class:`~rgbir_reid.models.cyclegan.ResnetGenerator`:
+            3x3 convolutions, reflection padding, biases, instance norms without running
+            statistics, so ``norm_statistics`` must be ``"per_image"``).
+        pixel_init: where the pixel generators start: ``"none"`` (official: N(0, 0.02) weights,
+            then the pixel warm-up) or ``"cyclegan"`` (both generators load the trial's
+            CycleGAN, whose training is the official pixel warm-up's CycleGAN part; needs
+            ``generator: cyclegan`` with the CycleGAN's ``ngf`` and ``n_blocks``; the pixel
+            warm-up, if any, then goes on from there with the task terms). Ours.
         ndf, n_disc_layers: discriminators' width (official 64) and the PatchGANs' strided
             hidden layers (official 4).
         bottleneck_dim, embedding_dim, dropout: the embedder (official 256, 256, 0.5).
@@ -78,6 +92,8 @@ class AlignGANSettings:
     last_stride: int = 1
     ngf: int = 64
     n_blocks: int = 4
+    generator: str = "aligngan"
+    pixel_init: str = "none"
     ndf: int = 64
     n_disc_layers: int = 4
     bottleneck_dim: int = 256
@@ -133,6 +149,16 @@ class AlignGANSettings:
             raise self._bad("amp", f"one of {list(AMP_MODES)}")
         if self.norm_statistics not in NORM_STATISTICS:
             raise self._bad("norm_statistics", f"one of {list(NORM_STATISTICS)}")
+        if self.generator not in GENERATORS:
+            raise self._bad("generator", f"one of {list(GENERATORS)}")
+        if self.pixel_init not in PIXEL_INITS:
+            raise self._bad("pixel_init", f"one of {list(PIXEL_INITS)}")
+        if self.pixel_init == "cyclegan" and self.generator != "cyclegan":
+            raise self._bad("pixel_init", "'none' with generator 'aligngan' (the trial's CycleGAN has the "
+                                          "CycleGAN generator: set generator: cyclegan)")
+        if self.generator == "cyclegan" and self.norm_statistics != "per_image":
+            raise self._bad("norm_statistics", "'per_image' with generator 'cyclegan' (its instance norms keep no "
+                                               "running statistics)")
         for key in ("ngf", "ndf", "n_disc_layers", "bottleneck_dim", "embedding_dim", "gan_instances",
                     "ide_identities", "ide_instances", "log_every", "checkpoint_every"):
             if not _is_int(getattr(self, key)) or getattr(self, key) < 1:

@@ -185,9 +185,8 @@ def cycle_generator_terms(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """The unweighted generator terms of one CycleGAN step, both directions (paper Eq. 1-3, Sec. 5.2).
 
-    The one implementation of the CycleGAN generator objective in the library: :func:`train_cyclegan`
-    and AlignGAN's pixel module (:mod:`rgbir_reid.training.aligngan_loop`, whose official warm-up
-    is a CycleGAN training with extra task terms) both call it, with their own discriminators.
+    The one implementation of the CycleGAN generator objective in the library, called by
+    :func:`cyclegan_iteration` (which both :func:`train_cyclegan` and AlignGAN's pixel steps run).
 
     Terms (each a scalar): ``G_gan_ir = mean((score_ir(G_rgb2ir(rgb)) - 1)^2)``, ``G_gan_rgb``
     likewise through ``score_rgb(G_ir2rgb(ir))`` (least-squares GAN); ``cycle_rgb = |G_ir2rgb(
