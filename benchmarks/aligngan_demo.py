@@ -41,6 +41,8 @@ from rgbir_reid.data.records import MODALITY_CODE, THERMAL
 from rgbir_reid.data.splits import index_dataset, make_trial_split
 from rgbir_reid.data.transforms import load_image, to_tensor
 from rgbir_reid.evaluation.protocols import EvaluationSettings, evaluate_features, nearest_neighbour_rank1
+from rgbir_reid.config import settings_from
+from rgbir_reid.training.cyclegan import CycleGANSettings, train_cyclegan
 from rgbir_reid.training.aligngan import (
     AlignGANSettings,
     aligngan_features,
@@ -67,6 +69,8 @@ SIZE = (64, 32)
 #   infrared->visible 9.2 %; training accuracy 16 % (real) / 8 % (fake infrared), still rising.
 CONFIG = Path(__file__).resolve().parents[1] / "workflow" / "configs" / "demo_aligngan.yaml"
 DEMO = AlignGANSettings.from_dict(yaml.safe_load(CONFIG.read_text())["aligngan"])
+# The demo CycleGAN (pixel_init: cyclegan starts AlignGAN's generators from it), as the workflow trains it.
+DEMO_CYCLEGAN = settings_from(CycleGANSettings, yaml.safe_load(CONFIG.read_text())["cyclegan"], "cyclegan")
 
 
 def print_nearest_neighbour(model, images: torch.Tensor, modality: torch.Tensor, test: list) -> None:
@@ -106,9 +110,16 @@ def main() -> None:
         cache = work / "cache.h5"
         if not cache.exists():
             write_cache(cache, train, SIZE)
+        generators = None
+        if settings.pixel_init == "cyclegan":  # the trial's CycleGAN, as the workflow's train_cyclegan makes it
+            generators = work / "cyclegan" / "generator.pt"
+            if not generators.exists():
+                train_cyclegan([r.path for r in train if r.modality != THERMAL], [r.path for r in train if r.modality == THERMAL],
+                               work / "cyclegan", DEMO_CYCLEGAN, device="cpu", seed=0)
         run = work / f"run_{int(time.time())}"
         t0 = time.perf_counter()
-        model_path = train_aligngan(cache, run, settings, device="cpu", seed=0, logger=logging.getLogger("aligngan_demo"))
+        model_path = train_aligngan(cache, run, settings, device="cpu", seed=0, logger=logging.getLogger("aligngan_demo"),
+                                    init_generators=generators)
         seconds = time.perf_counter() - t0
 
         model, _ = load_aligngan_model(model_path)
