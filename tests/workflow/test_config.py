@@ -146,11 +146,14 @@ def test_handcrafted_only_run_plans_no_training_conversion_or_cache(tmp_path):
 
 
 def test_mixed_run_trains_only_the_training_families(tmp_path):
-    # One train job per trained method; extract and evaluate for every method, whatever its family.
+    # One train job per trained method and training seed; extract and evaluate for every trained
+    # model, and once for each method that does not train.
     jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config.yaml")))
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     trained = [m for m, e in config["methods"].items() if e["family"] != "handcrafted"]
-    assert jobs.get("train_reid") == len(trained) and jobs.get("extract") == len(config["methods"]), jobs
+    n_seeds = len(config["seeds"])
+    assert jobs.get("train_reid") == len(trained) * n_seeds, jobs
+    assert jobs.get("extract") == jobs.get("evaluate") == len(trained) * n_seeds + len(config["methods"]) - len(trained), jobs
 
 
 @pytest.mark.parametrize("paper", ["sysu_mm01", "regdb"])
