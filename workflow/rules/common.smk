@@ -69,8 +69,8 @@ wildcard_constraints:
     method="|".join(METHODS) or "no-method",
     trial=r"\d+",
     seed=r"\d+",
-    # a method's run folder below {method}: "/seed<N>" for a trained model, "" for a method that does not train
-    seed_folder=r"(/seed\d+)?",
+    # a run's folder inside {method}/: "seed<N>/" for a trained model, "" for a method that does not train
+    seed_folder=r"(seed\d+/)?",
 
 
 def canonical(settings):
@@ -130,10 +130,10 @@ def method_priority(wildcards):
 
 
 def seed_folders(method):
-    """The run folders of a method below its own: one "/seed<N>" per training seed for a
+    """The run folders of a method inside its own: one "seed<N>/" per training seed for a
     family that trains, a single "" for one that does not (no seed changes its features).
     """
-    return [f"/seed{s}" for s in SEEDS] if FAMILY_OF[method].trains else [""]
+    return [f"seed{s}/" for s in SEEDS] if FAMILY_OF[method].trains else [""]
 
 
 def run_seed(wildcards):
@@ -142,7 +142,7 @@ def run_seed(wildcards):
     trains = FAMILY_OF[wildcards.method].trains
     if trains != bool(folder):
         raise ValueError(
-            f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}{folder}: "
+            f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/{folder}: "
             + (
                 f"method {wildcards.method} trains one model per seed (config key seeds), so its "
                 "results are under {method}/seed<N>/"
@@ -150,13 +150,13 @@ def run_seed(wildcards):
                 else f"method {wildcards.method} does not train, so it has no seed folder"
             )
         )
-    return int(folder.removeprefix("/seed")) if folder else None
+    return int(folder.removeprefix("seed").removesuffix("/")) if folder else None
 
 
 def run_dirs(dataset, trial, method):
     """The result folders of one method of one trial: one per training seed, or one."""
     return [
-        f"results/{dataset}/trial{trial}/{method}{folder}"
+        f"results/{dataset}/trial{trial}/{method}/{folder}".rstrip("/")
         for folder in seed_folders(method)
     ]
 
@@ -287,7 +287,7 @@ def extract_input(wildcards):
     inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
     if run_seed(wildcards) is not None:
         inputs["model"] = (
-            f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}{wildcards.seed_folder}/model.pt"
+            f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/{wildcards.seed_folder}model.pt"
         )
     return inputs
 
@@ -301,7 +301,7 @@ def evaluate_input(wildcards):
     """The features, and each protocol file the dataset sets: inputs, so editing one reruns `evaluate`."""
     ds = DATASETS[wildcards.dataset]
     inputs = {
-        "features": f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}{wildcards.seed_folder}/features.h5"
+        "features": f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/{wildcards.seed_folder}features.h5"
     }
     inputs.update({key: ds[key] for key in PROTOCOL_FILE_KEYS if ds.get(key)})
     return inputs

@@ -6,11 +6,11 @@ rule evaluate:
     input:
         unpack(evaluate_input),
     output:
-        metrics="results/{dataset}/trial{trial}/{method}{seed_folder}/metrics.json",
+        metrics="results/{dataset}/trial{trial}/{method}/{seed_folder}metrics.json",
     log:
-        "results/logs/{dataset}/trial{trial}/{method}{seed_folder}/evaluate.log",
+        "results/logs/{dataset}/trial{trial}/{method}/{seed_folder}evaluate.log",
     benchmark:
-        "results/benchmarks/{dataset}/trial{trial}/{method}{seed_folder}/evaluate.tsv"
+        "results/benchmarks/{dataset}/trial{trial}/{method}/{seed_folder}evaluate.tsv"
     priority: method_priority
     conda:
         "../../envs/torch.yaml"

@@ -70,11 +70,11 @@ rule extract:
     input:
         unpack(extract_input),
     output:
-        features="results/{dataset}/trial{trial}/{method}{seed_folder}/features.h5",
+        features="results/{dataset}/trial{trial}/{method}/{seed_folder}features.h5",
     log:
-        "results/logs/{dataset}/trial{trial}/{method}{seed_folder}/extract.log",
+        "results/logs/{dataset}/trial{trial}/{method}/{seed_folder}extract.log",
     benchmark:
-        "results/benchmarks/{dataset}/trial{trial}/{method}{seed_folder}/extract.tsv"
+        "results/benchmarks/{dataset}/trial{trial}/{method}/{seed_folder}extract.tsv"
     priority: method_priority
     conda:
         "../../envs/torch.yaml"
