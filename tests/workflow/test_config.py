@@ -173,8 +173,8 @@ def test_paper_configs_plan_the_same_budget_for_ce2l_and_bdtr(tmp_path, shared_d
     budgets = {}
     for line in proc.stdout.splitlines() + proc.stderr.splitlines():
         if f"train_reid {name} trial 1 " in line:
-            method, budget = line.split(f"train_reid {name} trial 1 ", 1)[1].split(": ", 1)
-            budgets[method] = budget
+            run, budget = line.split(f"train_reid {name} trial 1 ", 1)[1].split(": ", 1)
+            budgets[run.split(" seed ")[0]] = budget  # "ce2l seed 0": one job per training seed
     assert {"ce2l", "bdtr", "agw", "caj"} <= set(budgets), proc.stdout
     steps = {m: b.split(" steps")[0] for m, b in budgets.items()}
     schedule = {m: b.split("; ", 1)[1] for m, b in budgets.items()}
