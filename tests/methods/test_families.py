@@ -96,13 +96,13 @@ def test_the_registry_imports_no_torch():
 
 
 def test_work_orders_the_demo_trainings_largest_first():
-    """The train jobs' priority: ce2l (600 steps of 256 images) before bdtr (600 of 128) before
+    """The train jobs' priority: ce2l (400 steps of 256 images) before bdtr (400 of 128) before
     the 300-step baselines; AlignGAN counts every stage's images."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["reid"] = {**defaults_of(ReidSettings), **config["reid"]}
     reid = get_family("reid")
     work = {m: reid.work(method_settings(e, config)) for m, e in config["methods"].items() if e["family"] == "reid"}
-    assert work["ce2l"] == 8 * 75 * 256 and work["bdtr"] == 8 * 75 * 128
+    assert work["ce2l"] == 8 * 50 * 256 and work["bdtr"] == 8 * 50 * 128
     assert work["ce2l"] > work["bdtr"] > work["one_stream"] == work["two_stream"] == work["zero_padding"] == 4 * 75 * 128
     aligngan = get_family("aligngan")
     settings = {"ide_identities": 2, "ide_instances": 3, "gan_identities": 2, "gan_instances": 1,

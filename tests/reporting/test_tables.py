@@ -77,8 +77,11 @@ def test_write_tables_layout(tmp_path):
     assert SOURCES["wang2019aligngan"] in md
     # Chance row: per dataset, each (trial, gallery trial) once, however many methods share it.
     chance_lines = [line for line in md.splitlines() if line.startswith("| chance (random ranking) |")]
-    assert chance_lines[0] == "| chance (random ranking) | 0.50 |  |  | 2.50 | 1.54 |  |  | 3.71 |"  # SYSU: (1.04 + 2.04) / 2
-    assert chance_lines[1] == "| chance (random ranking) | 3.00 |  |  | 6.00 |"  # indoor-search multi-shot table
+    assert chance_lines[0] == "| chance (random ranking) | 0.50 |  |  | 2.50 | 1.54 |  |  | 3.71 |  |"  # SYSU: (1.04 + 2.04) / 2
+    assert chance_lines[1] == "| chance (random ranking) | 3.00 |  |  | 6.00 |  |"  # indoor-search multi-shot table
+    # The "± over" column: RegDB's std is over its two trials, SYSU-MM01's over Baseline's two gallery trials.
+    assert ce2l_line.endswith("| RegDB: 2 RegDB trials; SYSU-MM01: one value |")
+    assert base_line.endswith("| 2 gallery trials |")
 
     csv = pd.read_csv(paths["csv"])
     run = csv[(csv.section == "this run") & (csv.method == "CE2L") & csv.table.str.startswith("RegDB")].iloc[0]
@@ -110,10 +113,18 @@ def test_write_tables_files_exactly(tmp_path):
     )
     paths = write_tables(rows, tmp_path, published=[r for r in PUBLISHED_RESULTS if r.method == "CE²L"])
     heads = " | ".join(f"{d} {m}" for d in ("RegDB", "SYSU-MM01") for m in ("r=1", "r=10", "r=20", "mAP"))
+    spread_note = (
+        'Column "± over": what each row\'s ± (sample std) is over. "<S> seeds": the method was trained once per '
+        "training seed (config key seeds); the mean and std are those of its S per-seed means, each the mean over "
+        "that seed's trials and gallery trials. Otherwise (one model per trial, or a method that does not train): "
+        "the std over SYSU-MM01's gallery trials of one model, or over RegDB's trials, each its own model."
+    )
     md = [
         "# Results",
         "",
-        "Rank-k (r=k) and mAP in %, mean ± std over trials. Protocol named above each table.",
+        "Rank-k (r=k) and mAP in %, mean ± std. Protocol named above each table.",
+        "",
+        spread_note,
         "",
         note,
         "",
@@ -121,13 +132,14 @@ def test_write_tables_files_exactly(tmp_path):
         "",
         "Protocols: RegDB: `regdb visible->thermal`; SYSU-MM01: `sysu_mm01 all-search single-shot official`",
         "",
-        f"| Method | {heads} |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        "| CE2L | 45.00 ± 7.07 | 75.00 ± 7.07 | 85.00 ± 7.07 | 35.00 ± 7.07 | 29.52 | 60.00 | 70.00 | 28.43 |",
-        "| Baseline | – | – | – | – | 10.00 | 20.00 | 30.00 | 5.00 |",
-        "| CE2L [demo] | – | – | – | – | 30.00 | 50.00 | – | 20.00 |",
-        "| chance (random ranking) | 0.50 |  |  | 2.50 | 1.04 |  |  | 3.21 |",
-        "| chance (random ranking) [demo] | – |  |  | – | – |  |  | – |",
+        f"| Method | {heads} | ± over |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| CE2L | 45.00 ± 7.07 | 75.00 ± 7.07 | 85.00 ± 7.07 | 35.00 ± 7.07 | 29.52 | 60.00 | 70.00 | 28.43 "
+        "| RegDB: 2 RegDB trials; SYSU-MM01: one value |",
+        "| Baseline | – | – | – | – | 10.00 | 20.00 | 30.00 | 5.00 | one value |",
+        "| CE2L [demo] | – | – | – | – | 30.00 | 50.00 | – | 20.00 | one value |",
+        "| chance (random ranking) | 0.50 |  |  | 2.50 | 1.04 |  |  | 3.21 |  |",
+        "| chance (random ranking) [demo] | – |  |  | – | – |  |  | – |  |",
         "",
         "### Reported in the papers",
         "",
@@ -146,40 +158,42 @@ def test_write_tables_files_exactly(tmp_path):
     table = "RegDB visible->thermal | SYSU-MM01 all-search single-shot official"
     csv = [
         "table,section,method,source," + ",".join(f"{h} {s}" for h in heads.split(" | ") for s in ("mean", "std"))
-        + ",config_hash,model_sha256,version,code_hash,test_feature,flip,rerank",
-        # Provenance last: these rows carry none but their re-ranking flag (off).
+        + ",± over,config_hash,seeds,model_sha256,version,code_hash,test_feature,flip,rerank",
+        # The spread, then provenance, last: these rows carry no provenance but their re-ranking flag (off).
         f"{table},this run,CE2L,,45.0,7.0710678118654755,75.0,7.0710678118654755,85.0,7.0710678118654755,"
-        "35.0,7.0710678118654755,29.520000000000003,,60.0,,70.0,,28.43,,,,,,,,off",
-        f"{table},this run,Baseline,,,,,,,,,,10.0,,20.0,,30.0,,5.0,,,,,,,,off",
-        f"{table},this run,CE2L [demo],,,,,,,,,,30.0,,50.0,,,,20.0,,,,,,,,off",
-        f"{table},chance level,chance (random ranking),,0.5,,,,,,2.5,,1.04,,,,,,3.2099999999999995,,,,,,,,",
-        f"{table},chance level,chance (random ranking) [demo],,,,,,,,,,,,,,,,,,,,,,,,",
-        f"{table},reported in the papers,CE²L,dai_ce2l,47.5,,72.17,,79.87,,44.21,,29.52,,69.83,,82.49,,28.43,,,,,,,,",
+        "35.0,7.0710678118654755,29.520000000000003,,60.0,,70.0,,28.43,,RegDB: 2 RegDB trials; SYSU-MM01: one value,,,,,,,,off",
+        f"{table},this run,Baseline,,,,,,,,,,10.0,,20.0,,30.0,,5.0,,one value,,,,,,,,off",
+        f"{table},this run,CE2L [demo],,,,,,,,,,30.0,,50.0,,,,20.0,,one value,,,,,,,,off",
+        f"{table},chance level,chance (random ranking),,0.5,,,,,,2.5,,1.04,,,,,,3.2099999999999995,,,,,,,,,,",
+        f"{table},chance level,chance (random ranking) [demo],,,,,,,,,,,,,,,,,,,,,,,,,,",
+        f"{table},reported in the papers,CE²L,dai_ce2l,47.5,,72.17,,79.87,,44.21,,29.52,,69.83,,82.49,,28.43,,,,,,,,,,",
         "",
     ]
     assert paths["csv"].read_text(encoding="utf-8") == "\n".join(csv)
     tex = [
         "% Generated by rgbir_reid.reporting.tables.write_tables; rank-k and mAP in %.",
+        "% " + spread_note,
         "% " + note,
         r"\begin{table}[t]",
         r"\centering",
         r"\caption{RegDB visible$\rightarrow$thermal | SYSU-MM01 all-search single-shot official; "
         r"last rows: chance level (r=1 and mAP expected from a random ranking)}",
-        r"\begin{tabular}{lrrrrrrrr}",
+        r"\begin{tabular}{lrrrrrrrrl}",
         r"\hline",
-        r"Method & \multicolumn{4}{c}{RegDB} & \multicolumn{4}{c}{SYSU-MM01} \\",
-        r" & r=1 & r=10 & r=20 & mAP & r=1 & r=10 & r=20 & mAP \\",
+        r"Method & \multicolumn{4}{c}{RegDB} & \multicolumn{4}{c}{SYSU-MM01} & $\pm$ over \\",
+        r" & r=1 & r=10 & r=20 & mAP & r=1 & r=10 & r=20 & mAP &  \\",
         r"\hline",
-        r"CE2L & 45.00 $\pm$ 7.07 & 75.00 $\pm$ 7.07 & 85.00 $\pm$ 7.07 & 35.00 $\pm$ 7.07 & 29.52 & 60.00 & 70.00 & 28.43 \\",
-        r"Baseline & -- & -- & -- & -- & 10.00 & 20.00 & 30.00 & 5.00 \\",
-        r"CE2L [demo] & -- & -- & -- & -- & 30.00 & 50.00 & -- & 20.00 \\",
+        r"CE2L & 45.00 $\pm$ 7.07 & 75.00 $\pm$ 7.07 & 85.00 $\pm$ 7.07 & 35.00 $\pm$ 7.07 & 29.52 & 60.00 & 70.00 & 28.43 "
+        r"& RegDB: 2 RegDB trials; SYSU-MM01: one value \\",
+        r"Baseline & -- & -- & -- & -- & 10.00 & 20.00 & 30.00 & 5.00 & one value \\",
+        r"CE2L [demo] & -- & -- & -- & -- & 30.00 & 50.00 & -- & 20.00 & one value \\",
         r"\hline",
-        r"chance (random ranking) & 0.50 &  &  & 2.50 & 1.04 &  &  & 3.21 \\",
-        r"chance (random ranking) [demo] & -- &  &  & -- & -- &  &  & -- \\",
+        r"chance (random ranking) & 0.50 &  &  & 2.50 & 1.04 &  &  & 3.21 &  \\",
+        r"chance (random ranking) [demo] & -- &  &  & -- & -- &  &  & -- &  \\",
         r"\hline",
-        r"\multicolumn{9}{l}{\emph{Reported in the papers}} \\",
+        r"\multicolumn{10}{l}{\emph{Reported in the papers}} \\",
         r"\hline",
-        r"CE\textsuperscript{2}L (dai\_ce2l) & 47.50 & 72.17 & 79.87 & 44.21 & 29.52 & 69.83 & 82.49 & 28.43 \\",
+        r"CE\textsuperscript{2}L (dai\_ce2l) & 47.50 & 72.17 & 79.87 & 44.21 & 29.52 & 69.83 & 82.49 & 28.43 &  \\",
         r"\hline",
         r"\end{tabular}",
         r"\end{table}",
@@ -254,7 +268,7 @@ def test_rerank_rows_are_labelled_and_never_averaged_with_plain_ones(tmp_path):
     assert "| ce2l [demo] +rerank | – | – | – | – | 60.00 | 90.00 | 100.00 | 50.00 |" in md
     assert 'Rows "<method> +rerank": the same method' in md
     assert "+rerank" not in write_tables([plain], tmp_path / "plain")["md"].read_text(encoding="utf-8")
-    assert r"ce2l [demo] +rerank & -- & -- & -- & -- & 60.00 & 90.00 & 100.00 & 50.00 \\" in tex
+    assert r"ce2l [demo] +rerank & -- & -- & -- & -- & 60.00 & 90.00 & 100.00 & 50.00 & one value \\" in tex
     run = pd.read_csv(paths["csv"], keep_default_na=False).query("section == 'this run'")
     assert run[["method", "rerank"]].values.tolist() == [["ce2l [demo]", "off"], ["ce2l [demo] +rerank", "on"]]
     assert run["SYSU-MM01 r=1 mean"].astype(float).tolist() == [40.0, 60.0]
@@ -264,3 +278,62 @@ def test_rerank_rows_are_labelled_and_never_averaged_with_plain_ones(tmp_path):
     assert set(curves) == {"ce2l [demo]", "ce2l [demo] +rerank"} and curves["ce2l [demo] +rerank"][0] == 0.6
     frame = summarise([plain, reranked])
     assert frame["rerank"].tolist() == [False, True]
+
+
+def _seed_rows(method, per_seed, protocol="sysu_mm01 all-search single-shot seeded"):
+    """Rows of one method: ``per_seed`` = {seed: [rank-1 of gallery trial 0, 1, ...]} (mAP = rank-1 / 2)."""
+    return [
+        {**_row("demo", method, protocol, 1, r1, 0.9, 1.0, r1 / 2, gallery_trial=g, chance=(0.03, 0.08)), "seed": seed}
+        for seed, values in per_seed.items()
+        for g, r1 in enumerate(values)
+    ]
+
+
+# Three seeds of three gallery trials each; per-seed rank-1 means 0.30, 0.40, 0.65.
+SEEDED = {0: [0.20, 0.30, 0.40], 1: [0.40, 0.40, 0.40], 2: [0.60, 0.65, 0.70]}
+
+
+def test_several_seeds_give_mean_and_std_of_the_per_seed_means(tmp_path):
+    frame = summarise(_seed_rows("ce2l", SEEDED))
+    row = frame.iloc[0]
+    # By hand: per-seed means 0.30, 0.40, 0.65; their mean 0.45; deviations -0.15, -0.05, 0.20,
+    # squares 0.0225 + 0.0025 + 0.04 = 0.065, / (3 - 1) = 0.0325.
+    assert row.n == 9 and row.n_seeds == 3
+    assert row.rank1_mean == pytest.approx(0.45)
+    assert row.rank1_std == pytest.approx(math.sqrt(0.0325))
+    assert row.mAP_std == pytest.approx(math.sqrt(0.0325) / 2)
+    # Not the std of the nine pooled values (which mixes in the gallery trials' spread).
+    pooled = pd.Series([v for values in SEEDED.values() for v in values]).std()
+    assert abs(row.rank1_std - pooled) > 0.01
+    assert row.spread == "3 seeds (each: mean of 3 gallery trials)"
+    paths = write_tables(_seed_rows("ce2l", SEEDED), tmp_path)
+    md = paths["md"].read_text(encoding="utf-8")
+    line = next(line for line in md.splitlines() if line.startswith("| ce2l [demo] |"))
+    assert "| 45.00 ± 18.03 |" in line and line.endswith("| 3 seeds (each: mean of 3 gallery trials) |")
+    assert '"<S> seeds": the method was trained once per training seed' in md
+    csv = pd.read_csv(paths["csv"], keep_default_na=False).query("section == 'this run'").iloc[0]
+    assert float(csv["SYSU-MM01 r=1 std"]) == pytest.approx(100 * math.sqrt(0.0325))
+    assert csv["± over"] == "3 seeds (each: mean of 3 gallery trials)"
+    assert csv["seeds"] == "0 1 2"
+    assert r"& 3 seeds (each: mean of 3 gallery trials) \\" in paths["tex"].read_text(encoding="utf-8")
+
+
+def test_one_seed_or_no_seed_keeps_the_spread_over_gallery_trials(tmp_path):
+    one_seed = summarise(_seed_rows("ce2l", {0: SEEDED[0]})).iloc[0]
+    assert one_seed.rank1_std == pytest.approx(0.1) and one_seed.spread == "3 gallery trials" and one_seed.n_seeds == 1
+    hog = [{k: v for k, v in row.items() if k != "seed"} for row in _seed_rows("hog", {None: SEEDED[2]})]
+    assert summarise(hog).iloc[0].spread == "3 gallery trials"
+    # A table with seeded and hand-crafted rows names each row's spread.
+    md = write_tables(_seed_rows("ce2l", SEEDED) + hog, tmp_path)["md"].read_text(encoding="utf-8")
+    assert "| hog [demo] | – | – | – | – | 65.00 ± 5.00 |" in md
+    assert next(line for line in md.splitlines() if line.startswith("| hog [demo] |")).endswith("| 3 gallery trials |")
+
+
+def test_spread_label_names_regdb_trials_and_seeds_over_them():
+    from rgbir_reid.reporting.tables import spread_label
+
+    regdb = [_row("regdb", "ce2l", "regdb visible->thermal", t, 0.5, 0.7, 0.8, 0.4) for t in (1, 2, 3)]
+    assert spread_label(regdb) == "3 RegDB trials"
+    assert spread_label([{**r, "seed": s} for s in (0, 1) for r in regdb]) == "2 seeds (each: mean of 3 RegDB trials)"
+    assert spread_label(regdb[:1]) == "one value"
+    assert spread_label([{**regdb[0], "seed": s} for s in (4, 5)]) == "2 seeds"

@@ -146,11 +146,14 @@ def test_handcrafted_only_run_plans_no_training_conversion_or_cache(tmp_path):
 
 
 def test_mixed_run_trains_only_the_training_families(tmp_path):
-    # One train job per trained method; extract and evaluate for every method, whatever its family.
+    # One train job per trained method and training seed; extract and evaluate for every trained
+    # model, and once for each method that does not train.
     jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config.yaml")))
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     trained = [m for m, e in config["methods"].items() if e["family"] != "handcrafted"]
-    assert jobs.get("train_reid") == len(trained) and jobs.get("extract") == len(config["methods"]), jobs
+    n_seeds = len(config["seeds"])
+    assert jobs.get("train_reid") == len(trained) * n_seeds, jobs
+    assert jobs.get("extract") == jobs.get("evaluate") == len(trained) * n_seeds + len(config["methods"]) - len(trained), jobs
 
 
 @pytest.mark.parametrize("paper", ["sysu_mm01", "regdb"])
@@ -170,8 +173,8 @@ def test_paper_configs_plan_the_same_budget_for_ce2l_and_bdtr(tmp_path, shared_d
     budgets = {}
     for line in proc.stdout.splitlines() + proc.stderr.splitlines():
         if f"train_reid {name} trial 1 " in line:
-            method, budget = line.split(f"train_reid {name} trial 1 ", 1)[1].split(": ", 1)
-            budgets[method] = budget
+            run, budget = line.split(f"train_reid {name} trial 1 ", 1)[1].split(": ", 1)
+            budgets[run.split(" seed ")[0]] = budget  # "ce2l seed 0": one job per training seed
     assert {"ce2l", "bdtr", "agw", "caj"} <= set(budgets), proc.stdout
     steps = {m: b.split(" steps")[0] for m, b in budgets.items()}
     schedule = {m: b.split("; ", 1)[1] for m, b in budgets.items()}

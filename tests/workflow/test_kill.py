@@ -39,7 +39,7 @@ from demo_runs import differences, finished_run, start_run, temporary_leftovers,
 pytestmark = pytest.mark.workflow
 
 TRIAL = "results/demo/trial1"
-METHOD = f"{TRIAL}/ce2l"
+METHOD = f"{TRIAL}/ce2l/seed0"  # the tiny config has no seeds: its one seed, 0
 # A glob every 10 ms costs next to nothing and catches the short jobs (make_splits writes its
 # split a few tenths of a second after opening its log).
 POLL_S = 0.01
@@ -62,15 +62,15 @@ STAGES = [
     Stage("build_cache", f"{TRIAL}/cache.tmp-*.h5", (f"{TRIAL}/cache.h5",)),
     Stage("train_reid", f"{METHOD}/checkpoints/last.pt",
           tuple(f"{METHOD}/{f}" for f in ("model.pt", "losses.csv", "losses.png", "losses.pdf"))),
-    Stage("extract", "results/logs/demo/trial1/ce2l/extract.log", (f"{METHOD}/features.h5",)),
-    Stage("evaluate", "results/logs/demo/trial1/ce2l/evaluate.log", (f"{METHOD}/metrics.json",)),
+    Stage("extract", "results/logs/demo/trial1/ce2l/seed0/extract.log", (f"{METHOD}/features.h5",)),
+    Stage("evaluate", "results/logs/demo/trial1/ce2l/seed0/evaluate.log", (f"{METHOD}/metrics.json",)),
     Stage("report", "results/report/table.csv",
           tuple(f"results/report/{f}" for f in ("table.md", "table.csv", "table.tex", "cmc.png", "cmc.pdf"))),
 ]
 # Training jobs that must pick up their checkpoint after the kill, and the line that says so.
 RESUMED = {
     "train_cyclegan": ("results/logs/demo/trial1/train_cyclegan.log", "resuming from iteration"),
-    "train_reid": ("results/logs/demo/trial1/ce2l/train_reid.log", "resuming from epoch"),
+    "train_reid": ("results/logs/demo/trial1/ce2l/seed0/train_reid.log", "resuming from epoch"),
 }
 # The killed runs are plain (conftest.RUN, the reference run's options): no --workflow-profile
 # and no --rerun-incomplete, which the default profile gives.
@@ -180,7 +180,7 @@ def test_no_temporary_leftovers(killed_run):
     assert temporary_leftovers(workdir) == []
 
 
-@pytest.mark.parametrize("rel", ["demo/trial1/cyclegan/generator.pt", "demo/trial1/ce2l/model.pt"])
+@pytest.mark.parametrize("rel", ["demo/trial1/cyclegan/generator.pt", "demo/trial1/ce2l/seed0/model.pt"])
 def test_same_seed_gives_byte_identical_model_files(killed_run, rel):
     # cache.h5 and features.h5 hold each run's absolute image paths: compared by value above
     reference, workdir, *_ = killed_run
@@ -189,6 +189,6 @@ def test_same_seed_gives_byte_identical_model_files(killed_run, rel):
 
 def test_same_seed_runs_compared_every_stage_output(killed_run):
     reference, workdir, *_ = killed_run
-    for rel in ["demo/splits/trial1.csv", "demo/trial1/cache.h5", "demo/trial1/ce2l/features.h5",
-                "demo/trial1/ce2l/metrics.json", "report/table.csv"]:
+    for rel in ["demo/splits/trial1.csv", "demo/trial1/cache.h5", "demo/trial1/ce2l/seed0/features.h5",
+                "demo/trial1/ce2l/seed0/metrics.json", "report/table.csv"]:
         assert (reference / "results" / rel).is_file() and (workdir / "results" / rel).is_file(), rel

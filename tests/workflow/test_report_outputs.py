@@ -43,7 +43,7 @@ def test_rerank_rows_beside_plain_ones_with_provenance(reranked_run):
     run = table[(table.section == "this run") & table.table.str.contains("all-search single-shot")]
     assert run.method.tolist() == ["ce2l [demo]", "ce2l [demo] +rerank"]
     assert run.rerank.tolist() == ["off", "on"]
-    model = sha256_file(workdir / "results/demo/trial1/ce2l/model.pt")
+    model = sha256_file(workdir / "results/demo/trial1/ce2l/seed0/model.pt")
     for _, row in run.iterrows():
         assert (row.model_sha256, row.version, row.code_hash, row.test_feature, row.flip) == (
             model, __version__, training_code_hash(), "bnneck", "off")

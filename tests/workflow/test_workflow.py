@@ -53,8 +53,9 @@ def test_conversion_fidelity_on_registered_pairs_is_in_the_report(sysu_run):
 def test_every_stage_left_its_artifacts(sysu_run):
     workdir, _ = sysu_run
     trial = workdir / "results" / "sysu" / "trial1"
-    for rel in ["cyclegan/generator.pt", "cyclegan/samples.png", "cache.h5", "ce2l/model.pt",
-                "ce2l/features.h5", "ce2l/metrics.json", "baseline/metrics.json", "ce2l/losses.pdf"]:
+    for rel in ["cyclegan/generator.pt", "cyclegan/samples.png", "cache.h5", "ce2l/seed0/model.pt",
+                "ce2l/seed0/features.h5", "ce2l/seed0/metrics.json", "baseline/seed0/metrics.json",
+                "ce2l/seed0/losses.pdf"]:
         assert (trial / rel).stat().st_size > 0, rel
     for rule in ["index_dataset", "make_splits", "train_cyclegan", "build_cache"]:
         assert list((workdir / "results" / "logs").rglob(f"{rule}.log")), rule

@@ -57,10 +57,20 @@ def _check_results_folder():
 _check_results_folder()
 
 
+# Training seeds (`seeds:`; without it the one `seed:`): a method of a training family trains
+# one model per seed, each in its own folder {method}/seed{seed}/; a method that does not train
+# is deterministic, runs once and keeps {method}/. `seed:` still seeds everything else (the demo,
+# the gallery sampling of the ranked lists, ...).
+SEEDS = config.get("seeds") or [config["seed"]]
+
+
 wildcard_constraints:
     dataset="|".join(DATASETS) or "no-dataset",
     method="|".join(METHODS) or "no-method",
     trial=r"\d+",
+    seed=r"\d+",
+    # a run's folder inside {method}/: "seed<N>/" for a trained model, "" for a method that does not train
+    seed_folder=r"(seed\d+/)?",
 
 
 def canonical(settings):
@@ -127,6 +137,38 @@ def method_priority(wildcards):
     waiting, so they do not pile up at the end either."""
     family = FAMILY_OF[wildcards.method]
     return family.work(method_settings(wildcards.method)) if family.work else 0
+
+
+def seed_folders(method):
+    """The run folders of a method inside its own: one "seed<N>/" per training seed for a
+    family that trains, a single "" for one that does not (no seed changes its features).
+    """
+    return [f"seed{s}/" for s in SEEDS] if FAMILY_OF[method].trains else [""]
+
+
+def run_seed(wildcards):
+    """The training seed of a run (extract, evaluate jobs), None for a method that does not train."""
+    folder = wildcards.seed_folder
+    trains = FAMILY_OF[wildcards.method].trains
+    if trains != bool(folder):
+        raise ValueError(
+            f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/{folder}: "
+            + (
+                f"method {wildcards.method} trains one model per seed (config key seeds), so its "
+                "results are under {method}/seed<N>/"
+                if trains
+                else f"method {wildcards.method} does not train, so it has no seed folder"
+            )
+        )
+    return int(folder.removeprefix("seed").removesuffix("/")) if folder else None
+
+
+def run_dirs(dataset, trial, method):
+    """The result folders of one method of one trial: one per training seed, or one."""
+    return [
+        f"results/{dataset}/trial{trial}/{method}/{folder}".rstrip("/")
+        for folder in seed_folders(method)
+    ]
 
 
 def uses_conversion(method):
@@ -259,11 +301,12 @@ def train_input(wildcards):
 
 
 def extract_input(wildcards):
-    """The split, and the trained model for families that train (hand-crafted ones need none)."""
+    """The split, and the trained model of the run's seed for families that train (hand-crafted
+    ones need none)."""
     inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
-    if FAMILY_OF[wildcards.method].trains:
+    if run_seed(wildcards) is not None:
         inputs["model"] = (
-            f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/model.pt"
+            f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/{wildcards.seed_folder}model.pt"
         )
     return inputs
 
@@ -277,7 +320,7 @@ def evaluate_input(wildcards):
     """The features, and each protocol file the dataset sets: inputs, so editing one reruns `evaluate`."""
     ds = DATASETS[wildcards.dataset]
     inputs = {
-        "features": f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/features.h5"
+        "features": f"results/{wildcards.dataset}/trial{wildcards.trial}/{wildcards.method}/{wildcards.seed_folder}features.h5"
     }
     inputs.update({key: ds[key] for key in PROTOCOL_FILE_KEYS if ds.get(key)})
     return inputs
@@ -285,10 +328,11 @@ def evaluate_input(wildcards):
 
 def metrics_files():
     return [
-        f"results/{d}/trial{t}/{m}/metrics.json"
+        f"{run}/metrics.json"
         for d in DATASETS
         for t in trials_of(d)
         for m in METHODS
+        for run in run_dirs(d, t, m)
     ]
 
 
@@ -305,10 +349,11 @@ def cyclegan_sample_grids():
 def method_figure_files():
     """The figures training families write beside their models (e.g. AlignGAN's sample grids)."""
     return [
-        f"results/{d}/trial{t}/{m}/{filename}"
+        f"{run}/{filename}"
         for d in DATASETS
         for t in trials_of(d)
         for m in METHODS
+        for run in run_dirs(d, t, m)
         for filename in FAMILY_OF[m].figures.values()
     ]
 

@@ -1,15 +1,16 @@
-# Evaluation: every protocol mode the config asks for, one metrics file per trial and method.
+# Evaluation: every protocol mode the config asks for, one metrics file per trial, method and
+# training seed (one per trial and method for methods that do not train).
 
 
 rule evaluate:
     input:
         unpack(evaluate_input),
     output:
-        metrics="results/{dataset}/trial{trial}/{method}/metrics.json",
+        metrics="results/{dataset}/trial{trial}/{method}/{seed_folder}metrics.json",
     log:
-        "results/logs/{dataset}/trial{trial}/{method}/evaluate.log",
+        "results/logs/{dataset}/trial{trial}/{method}/{seed_folder}evaluate.log",
     benchmark:
-        "results/benchmarks/{dataset}/trial{trial}/{method}/evaluate.tsv"
+        "results/benchmarks/{dataset}/trial{trial}/{method}/{seed_folder}evaluate.tsv"
     priority: method_priority
     conda:
         "../../envs/torch.yaml"
@@ -20,5 +21,6 @@ rule evaluate:
         # For each row's provenance (its config hash); editing a setting reruns the method anyway.
         family=lambda wc: FAMILY_OF[wc.method].name,
         method_settings=lambda wc: method_settings(wc.method),
+        seed=run_seed,  # the run's training seed, None for a method that does not train
     script:
         "../scripts/evaluate.py"

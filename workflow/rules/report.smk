@@ -6,17 +6,21 @@ from rgbir_reid.reporting.ranked_lists import (
     protocol_modes,
 )
 
-# One ranked-list figure per dataset, method and protocol mode, from the first trial's features;
-# sorted, so that the param does not change with the key order of a config file.
+# One ranked-list figure per dataset, method and protocol mode, from the features of the first
+# trial and, for a method that trains, of its first training seed only (one model per method is
+# enough to see what it matches); sorted, so that the param does not change with the key order
+# of a config file.
 RANKED_LISTS = [
     {
         "dataset": d,
         "method": m,
         "mode": mode,
         "protocol": PROTOCOL_OF_FORMAT[dataset_format(d)],
-        "features": f"results/{d}/trial{trials_of(d)[0]}/{m}/features.h5",
+        "features": f"{run_dirs(d, trials_of(d)[0], m)[0]}/features.h5",
         "rand_perm": DATASETS[d].get("rand_perm_cam"),
-        "title": f"{d} / {m}: {mode} (trial {trials_of(d)[0]}, gallery trial 0)",
+        "title": f"{d} / {m}: {mode} (trial {trials_of(d)[0]}"
+        + (f", seed {SEEDS[0]}" if FAMILY_OF[m].trains else "")
+        + ", gallery trial 0)",
         "out": f"results/report/ranked/{figure_name(d, m, mode)}",
     }
     for d in sorted(DATASETS)

@@ -42,7 +42,10 @@ def main(smk, logger):
         data["features"], data["pid"], data["camera"], data["modality"], paths,
         dataset_format=PROTOCOL_OF_FORMAT[smk.params.format], settings=settings,
     )
-    extra = {"dataset": smk.wildcards.dataset, "method": smk.wildcards.method, "trial": int(smk.wildcards.trial), **provenance}
+    # seed: the training seed of the model (None: the method does not train); the report averages
+    # each seed's rows first and gives the spread over seeds.
+    extra = {"dataset": smk.wildcards.dataset, "method": smk.wildcards.method, "trial": int(smk.wildcards.trial),
+             "seed": smk.params.seed, **provenance}
     rows = [{**row, **extra} for row in rows]
     write_json(rows, smk.output.metrics)
     for row in rows:

@@ -3,16 +3,18 @@
 The evaluate stage adds :func:`row_provenance` to each metrics row it writes; the report carries
 the values into ``table.csv`` (one column each, :data:`PROVENANCE_COLUMNS`) and into
 ``provenance.html``, the table the Snakemake HTML report shows. A table row that summarises
-several training trials (RegDB's ten models) lists each distinct value once, in trial order,
-separated by spaces.
+several models (RegDB's ten trials, several training seeds) lists each distinct value once, in
+the order of its metrics rows (trial, then seed), separated by spaces.
 
 ================  =================================================================================
 column            meaning
 ================  =================================================================================
 ``config_hash``   first 12 hex digits of the sha256 of the method's resolved settings as canonical
                   JSON (sorted keys, with its family): :func:`method_config_hash`
-``model_sha256``  sha256 of the model file the features came from; empty for methods that do not
-                  train (hand-crafted descriptors)
+``seeds``         the training seeds of the row's models (config key ``seeds``), in the order of
+                  ``model_sha256``'s entries for one trial; empty for methods that do not train
+``model_sha256``  sha256 of the model file the features came from, one per trial and seed; empty
+                  for methods that do not train (hand-crafted descriptors)
 ``version``       ``rgbir_reid.__version__`` of the library that evaluated
 ``code_hash``     the library's training-code hash at evaluation
                   (``rgbir_reid.code_hash.training_code_hash``, what checkpoints record); Snakemake does not rerun
@@ -34,7 +36,7 @@ from typing import Any, Mapping, Sequence
 
 from rgbir_reid.io import config_hash
 
-PROVENANCE_COLUMNS = ("config_hash", "model_sha256", "version", "code_hash", "test_feature", "flip", "rerank")
+PROVENANCE_COLUMNS = ("config_hash", "seeds", "model_sha256", "version", "code_hash", "test_feature", "flip", "rerank")
 # The feature each family's extract step matches, where its features.h5 does not name it.
 FAMILY_TEST_FEATURE = {"reid": "bnneck", "aligngan": "pooled"}
 CONFIG_HASH_DIGITS = 12
@@ -71,7 +73,8 @@ def row_provenance(
         version: the library version; code_hash: the training-code hash.
 
     Returns:
-        ``{column: text}`` for the columns of :data:`PROVENANCE_COLUMNS` but ``rerank``.
+        ``{column: text}`` for the columns of :data:`PROVENANCE_COLUMNS` but ``rerank`` and
+        ``seeds`` (which come from each row's ``rerank`` and ``seed`` keys).
     """
     attrs = {k: _attr(v) for k, v in feature_attrs.items()}
     feature = attrs.get("test_feature") or attrs.get("descriptor") or FAMILY_TEST_FEATURE.get(family, "")
@@ -88,11 +91,14 @@ def row_provenance(
 def summarise_provenance(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """The provenance cells of a table row made from ``rows`` (one method's metrics rows): each
     column's distinct values in order of first appearance, joined by spaces; ``rerank`` from the
-    rows' ``rerank`` flag. Rows without provenance (metrics files of older versions) give ``""``."""
+    rows' ``rerank`` flag, ``seeds`` from their ``seed`` (training seed; None for a method that
+    does not train). Rows without provenance (metrics files of older versions) give ``""``."""
     out = {}
     for column in PROVENANCE_COLUMNS:
         if column == "rerank":
             values = ["on" if row.get("rerank") else "off" for row in rows]
+        elif column == "seeds":
+            values = [str(row["seed"]) for row in rows if row.get("seed") is not None]
         else:
             values = [str(row[column]) for row in rows if row.get(column) not in (None, "")]
         out[column] = " ".join(dict.fromkeys(values))
@@ -113,7 +119,7 @@ def provenance_html(records: Sequence[Mapping[str, str]], title: str = "Provenan
         "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse} "
         "td,th{border:1px solid #bbb;padding:3px 6px;text-align:left} code{word-break:break-all}</style>"
         "</head><body>\n<h2>" + html.escape(title) + "</h2>\n<p>One row per dataset, method and re-ranking; "
-        "config_hash: sha256 (12 hex digits) of the method's resolved settings as canonical JSON; model_sha256: "
-        "the model file (empty: no trained model); version and code_hash: the library that evaluated.</p>\n"
+        "config_hash: sha256 (12 hex digits) of the method's resolved settings as canonical JSON; seeds: the "
+        "training seeds of its models; model_sha256: each model file, in the order of the seeds (empty: no trained model); version and code_hash: the library that evaluated.</p>\n"
         f"<table>\n<tr>{head}</tr>\n{body}</table>\n</body></html>\n"
     )

@@ -12,7 +12,7 @@ From the command line, for chosen queries (0-based positions in the mode's query
 order of ``features.h5``)::
 
     .venv/bin/python -m rgbir_reid.reporting.ranked_lists \\
-        --features results/demo/trial1/ce2l/features.h5 --mode all-search/single-shot \\
+        --features results/demo/trial1/ce2l/seed0/features.h5 --mode all-search/single-shot \\
         --queries 3 17 42 --out ranked.png
 
 Importing this module loads NumPy only (the workflow reads :func:`figure_name` and
@@ -240,6 +240,15 @@ def plot_ranked_list(ranked: RankedList, paths: Sequence[str], pid: np.ndarray, 
     return out_path
 
 
+def _run_name(features_h5: str | Path) -> str:
+    """The method (and training seed) of a features file in the workflow's layout:
+    ``.../ce2l/seed0/features.h5`` -> ``ce2l seed 0``, ``.../hog/features.h5`` -> ``hog``."""
+    folder = Path(features_h5).resolve().parent
+    if folder.name.startswith("seed") and folder.name[4:].isdigit():
+        return f"{folder.parent.name} seed {folder.name[4:]}"
+    return folder.name
+
+
 def ranked_list_figure(
     features_h5: str | Path,
     out_path: str | Path,
@@ -269,7 +278,7 @@ def ranked_list_figure(
     query, gallery = query_and_gallery(pid, camera, modality, paths, protocol=protocol, mode=mode,
                                        sampler=sampler, rand_perm_file=rand_perm_file)
     ranked = rank_queries(features, pid, camera, query, gallery, protocol=protocol, positions=positions)
-    plot_ranked_list(ranked, paths, pid, out_path, title=title or f"{Path(features_h5).resolve().parent.name}: {mode} (gallery trial 0)")
+    plot_ranked_list(ranked, paths, pid, out_path, title=title or f"{_run_name(features_h5)}: {mode} (gallery trial 0)")
     return ranked
 
 

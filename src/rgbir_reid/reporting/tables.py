@@ -1,8 +1,18 @@
 """Result tables laid out like the CE²L paper's comparison table.
 
 One row per method; per dataset the columns r=1, r=10, r=20, mAP in percent, each cell
-"mean ± std" over trials (RegDB: training trials; SYSU-MM01: gallery trials, and training
-trials if several). The first table pairs the paper's settings: RegDB visible->thermal and
+"mean ± std", and a column "± over" saying which spread the ± is (:func:`spread_label`):
+
+- a method trained with several seeds (rows with distinct ``seed`` values, config key ``seeds``):
+  the mean and std of its per-seed means, each per-seed mean over that seed's trials and gallery
+  trials (e.g. "3 seeds (each: mean of 10 gallery trials)"). The std is that of the per-seed
+  means, not of the pooled seed × gallery-trial values: it measures how far retraining moves the
+  result, which the gallery trials, evaluated on one model, cannot show;
+- otherwise (one model, or a method that does not train): over the rows themselves, i.e.
+  SYSU-MM01's gallery trials and/or RegDB's training trials (e.g. "10 gallery trials",
+  "10 RegDB trials"); "one value" where there is a single row and no ±.
+
+The first table pairs the paper's settings: RegDB visible->thermal and
 SYSU-MM01 all-search single-shot; every other protocol gets a table of its own. Under a table, a
 section "Reported in the papers" lists the published numbers of its protocols with their sources
 (:mod:`rgbir_reid.reporting.published`): a published row belongs to a table whose protocol is the
@@ -14,7 +24,7 @@ random ranking is expected to reach on the same galleries (the rows' ``chance_ra
 and gallery trials evaluated (each counted once, whatever the number of methods). Rows without
 those keys (older metrics files) leave the cells "–"; r=10 and r=20 have no chance cell.
 
-Std is the sample standard deviation (ddof=1); a cell from a single trial shows the mean only.
+Std is the sample standard deviation (ddof=1); a cell from a single value shows the mean only.
 
 Re-ranked rows (``rerank: True``, from ``evaluation.rerank``) are their own table rows, labelled
 ``<method> +rerank`` (:data:`RERANK_SUFFIX`) in every table and figure, never averaged with the
@@ -42,6 +52,7 @@ MISSING = "–"
 REQUIRED_KEYS = ("dataset_format", "protocol", *METRICS[:4])
 CHANCE_KEYS = {"rank1": "chance_rank1", "mAP": "chance_mAP"}  # table metric -> key of its chance level
 CHANCE_LABEL = "chance (random ranking)"
+SPREAD_COLUMN = "± over"  # the column naming each row's spread, in table.md, table.csv and table.tex
 RERANK_SUFFIX = " +rerank"  # label suffix of every re-ranked row
 
 
@@ -81,6 +92,8 @@ class _Summary:
     stats: dict[str, tuple[float | None, float | None]]  # metric -> (mean, sample std); None = no value / one value
     rerank: bool = False
     provenance: dict[str, str] | None = None  # column -> text (summarise_provenance)
+    spread: str = ""  # what the std is over (spread_label)
+    n_seeds: int = 0  # distinct training seeds (0: the method does not train, or rows without seeds)
 
     @property
     def label(self) -> str:
@@ -93,9 +106,66 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
+def _seeds(rows: Sequence[dict]) -> list[int]:
+    """The distinct training seeds of ``rows`` (their ``seed`` values but None), in order of first appearance."""
+    return list(dict.fromkeys(row["seed"] for row in rows if row.get("seed") is not None))
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _within_model_spread(rows: Sequence[dict]) -> str:
+    """What a std over ``rows`` (one model per training trial) is over: their trials and gallery trials."""
+    n_trials = len({row.get("trial") for row in rows})
+    n_gallery = len({(row.get("trial"), row.get("gallery_trial")) for row in rows}) // max(n_trials, 1)
+    trial_word = "RegDB trial" if rows and rows[0]["dataset_format"] == "regdb" else "training trial"
+    if n_trials > 1 and n_gallery > 1:
+        return f"{_count(n_trials, trial_word)} × {_count(n_gallery, 'gallery trial')}"
+    if n_trials > 1:
+        return _count(n_trials, trial_word)
+    if n_gallery > 1:
+        return _count(n_gallery, "gallery trial")
+    return "one value"
+
+
+def spread_label(rows: Sequence[dict]) -> str:
+    """What the ± of a table cell made from ``rows`` (one method and protocol) is over.
+
+    Args:
+        rows: metric rows with ``trial``, ``gallery_trial`` and, for trained methods, ``seed``.
+
+    Returns:
+        ``"<S> seeds (each: mean of <inner>)"`` when the rows hold S > 1 distinct training seeds
+        (the std is that of the S per-seed means); else the within-model spread: ``"10 gallery
+        trials"``, ``"10 RegDB trials"``, ``"<T> training trials × <G> gallery trials"``, or
+        ``"one value"`` (no ±). ``<inner>`` is the within-model spread of the first seed's rows.
+    """
+    seeds = _seeds(rows)
+    if len(seeds) > 1:
+        first = [row for row in rows if row.get("seed") == seeds[0]]
+        inner = _within_model_spread(first)
+        return f"{len(seeds)} seeds" + ("" if inner == "one value" else f" (each: mean of {inner})")
+    return _within_model_spread(rows)
+
+
+def _group_stats(group: Sequence[dict], scale: float) -> dict[str, tuple[float | None, float | None]]:
+    """Per metric, (mean, sample std) of ``scale * value``: over the per-seed means when the group
+    holds several training seeds (each seed's mean over its rows), else over the rows."""
+    seeds = _seeds(group)
+    if len(seeds) <= 1:
+        return {m: _mean_std([scale * float(r[m]) for r in group if r.get(m) is not None]) for m in METRICS}
+    stats = {}
+    for m in METRICS:
+        per_seed = [[scale * float(r[m]) for r in group if r.get("seed") == seed and r.get(m) is not None] for seed in seeds]
+        stats[m] = _mean_std([float(np.mean(values)) for values in per_seed if values])
+    return stats
+
+
 def _summaries(rows: Sequence[dict], scale: float = 1.0) -> list[_Summary]:
     """Group ``rows`` (checked for :data:`REQUIRED_KEYS`) in order of first appearance; each
-    metric's statistics are over ``scale * value`` of the rows where it is not None."""
+    metric's statistics are over ``scale * value`` of the rows where it is not None, or over the
+    per-seed means of those when a group holds several training seeds (:func:`_group_stats`)."""
     _check_rows(rows)
     groups: dict[tuple[str, str, str, str, bool], list[dict]] = {}
     for row in rows:
@@ -107,33 +177,39 @@ def _summaries(rows: Sequence[dict], scale: float = 1.0) -> list[_Summary]:
             mode=group[0].get("mode", ""),
             n=len(group),
             # Scaled before averaging (not after): the written tables keep their exact digits.
-            stats={m: _mean_std([scale * float(r[m]) for r in group if r.get(m) is not None]) for m in METRICS},
+            stats=_group_stats(group, scale),
             rerank=key[4],
             provenance=summarise_provenance(group),
+            spread=spread_label(group),
+            n_seeds=len(_seeds(group)),
         )
         for key, group in groups.items()
     ]
 
 
 def summarise(rows: Sequence[dict]) -> pd.DataFrame:
-    """Mean and std over trials and gallery trials, per dataset, method and protocol.
+    """Mean and std per dataset, method and protocol: over trials and gallery trials, or over the
+    per-seed means when a method was trained with several seeds (module docstring).
 
     Args:
         rows: metric rows (see ``rgbir_reid.evaluation.protocols.metrics_row``), optionally with
-            ``dataset``, ``method`` and ``trial`` keys added by the workflow.
+            ``dataset``, ``method``, ``trial`` and ``seed`` (training seed) keys added by the workflow.
 
     Returns:
         One row per (dataset, method, protocol, re-ranking) with columns ``dataset, dataset_format,
-        method, protocol, mode, n, rerank`` and ``<metric>_mean``, ``<metric>_std`` for rank1, rank10,
-        rank20, mAP, mINP (fractions in [0, 1]; std NaN when n = 1 or the metric is missing).
+        method, protocol, mode, n, rerank, n_seeds, spread`` (n: metric rows; n_seeds: distinct
+        training seeds; spread: :func:`spread_label`) and ``<metric>_mean``, ``<metric>_std`` for
+        rank1, rank10, rank20, mAP, mINP (fractions in [0, 1]; std NaN when there is one value or
+        the metric is missing).
 
     Raises:
         ValueError: a row lacks a required key.
     """
-    columns = ["dataset", "dataset_format", "method", "protocol", "mode", "n", "rerank"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
+    head = ["dataset", "dataset_format", "method", "protocol", "mode", "n", "rerank", "n_seeds", "spread"]
+    columns = head + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     records = []
     for summary in _summaries(rows):
-        rec = {c: getattr(summary, c) for c in columns[:7]}
+        rec = {c: getattr(summary, c) for c in head}
         for m, (mean, std) in summary.stats.items():
             rec[f"{m}_mean"] = np.nan if mean is None else mean
             rec[f"{m}_std"] = np.nan if std is None else std
@@ -201,14 +277,15 @@ def _cell(mean: float | None, std: float | None) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-_Body = list[tuple[str, list[tuple[float | None, float | None]], dict[str, str]]]  # (label, cells, provenance)
+_Body = list[tuple[str, list[tuple[float | None, float | None]], dict[str, str], str]]  # (label, cells, provenance, spread)
 _ChanceBody = list[tuple[str, list[float | None]]]
 _PublishedBody = list[tuple[str, str, list[float | None]]]
 
 
 def _table_body(table: _Table, summaries: Sequence[_Summary]) -> _Body:
-    """[(label, [(mean %, std %) per group x metric], provenance)] for ``table``, from percent
-    summaries; the provenance cells of a row over several protocols join each column's values."""
+    """[(label, [(mean %, std %) per group x metric], provenance, spread)] for ``table``, from
+    percent summaries; the provenance cells of a row over several protocols join each column's
+    values; spread says what its ± is over (:func:`_row_spread`)."""
     wanted = {g.protocol for g in table.groups}
     by_method: dict[str, dict[str, _Summary]] = {}
     for summary in summaries:
@@ -224,8 +301,17 @@ def _table_body(table: _Table, summaries: Sequence[_Summary]) -> _Body:
             c: " ".join(dict.fromkeys(v for s in per_protocol.values() for v in (s.provenance or {}).get(c, "").split()))
             for c in PROVENANCE_COLUMNS
         }
-        body.append((method, cells, provenance))
+        body.append((method, cells, provenance, _row_spread(table, per_protocol)))
     return body
+
+
+def _row_spread(table: _Table, per_protocol: dict[str, _Summary]) -> str:
+    """The "± over" cell of a table row: the one spread of its column groups, or each group's
+    (``"RegDB: 10 RegDB trials; SYSU-MM01: 10 gallery trials"``) where they differ."""
+    spreads = [(g.label, per_protocol[g.protocol].spread) for g in table.groups if g.protocol in per_protocol]
+    if len({spread for _, spread in spreads}) == 1:
+        return spreads[0][1]
+    return "; ".join(f"{label}: {spread}" for label, spread in spreads)
 
 
 def _chance_body(table: _Table, chance: dict[tuple[str, str, str], dict[str, float | None]]) -> _ChanceBody:
@@ -312,6 +398,14 @@ CHANCE_NOTE = (
 )
 
 
+SPREAD_NOTE = (
+    f"Column \"{SPREAD_COLUMN}\": what each row's ± (sample std) is over. \"<S> seeds\": the method was trained "
+    "once per training seed (config key seeds); the mean and std are those of its S per-seed means, each "
+    "the mean over that seed's trials and gallery trials. Otherwise (one model per trial, or a method that "
+    "does not train): the std over SYSU-MM01's gallery trials of one model, or over RegDB's trials, each its own model."
+)
+
+
 RERANK_NOTE = (
     f"Rows \"<method>{RERANK_SUFFIX}\": the same method's features ranked after k-reciprocal re-ranking "
     "(Zhong et al., CVPR 2017; evaluation.rerank_k1, rerank_k2, rerank_lambda); the other rows rank by Euclidean distance."
@@ -319,8 +413,8 @@ RERANK_NOTE = (
 
 
 def _markdown(filled: _Filled) -> str:
-    lines = ["# Results", "", "Rank-k (r=k) and mAP in %, mean ± std over trials. Protocol named above each table.", "", CHANCE_NOTE, ""]
-    if any(label.endswith(RERANK_SUFFIX) for _, body, _, _ in filled for label, _, _ in body):
+    lines = ["# Results", "", "Rank-k (r=k) and mAP in %, mean ± std. Protocol named above each table.", "", SPREAD_NOTE, "", CHANCE_NOTE, ""]
+    if any(label.endswith(RERANK_SUFFIX) for _, body, _, _ in filled for label, _, _, _ in body):
         lines += [RERANK_NOTE, ""]
     cited: list[str] = []
     for table, body, chance_body, published_body in filled:
@@ -328,9 +422,10 @@ def _markdown(filled: _Filled) -> str:
         lines.append("Protocols: " + "; ".join(f"{g.label}: `{g.protocol}`" for g in table.groups))
         lines.append("")
         heads = _headers(table)
-        cells = [[method, *(_cell(m, s) for m, s in stats)] for method, stats, _ in body]
-        cells += [[label, *_chance_cells(values)] for label, values in chance_body]
-        lines += markdown_table(["Method", *heads], cells or [["(no results)", *[MISSING] * len(heads)]], "l" + "r" * len(heads))
+        cells = [[method, *(_cell(m, s) for m, s in stats), spread] for method, stats, _, spread in body]
+        cells += [[label, *_chance_cells(values), ""] for label, values in chance_body]
+        lines += markdown_table(["Method", *heads, SPREAD_COLUMN], cells or [["(no results)", *[MISSING] * len(heads), ""]],
+                                "l" + "r" * len(heads) + "l")
         lines.append("")
         if published_body:
             lines += [
@@ -361,27 +456,28 @@ def _tex_escape(text: str) -> str:
 
 
 def _latex(filled: _Filled) -> str:
-    out = ["% Generated by rgbir_reid.reporting.tables.write_tables; rank-k and mAP in %.", "% " + CHANCE_NOTE]
+    out = ["% Generated by rgbir_reid.reporting.tables.write_tables; rank-k and mAP in %.", "% " + SPREAD_NOTE, "% " + CHANCE_NOTE]
     for table, body, chance_body, published_body in filled:
         n_cols = len(table.groups) * len(TABLE_METRICS)
         caption = table.title + ("; last rows: chance level (r=1 and mAP expected from a random ranking)" if chance_body else "")
-        out += [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_escape(caption)}}}", r"\begin{tabular}{l" + "r" * n_cols + "}", r"\hline"]
-        out.append("Method & " + " & ".join(f"\\multicolumn{{{len(TABLE_METRICS)}}}{{c}}{{{_tex_escape(g.label)}}}" for g in table.groups) + r" \\")
-        out.append(" & " + " & ".join(name for _ in table.groups for _, name in TABLE_METRICS) + r" \\")
+        out += [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_escape(caption)}}}", r"\begin{tabular}{l" + "r" * n_cols + "l}", r"\hline"]
+        out.append("Method & " + " & ".join(f"\\multicolumn{{{len(TABLE_METRICS)}}}{{c}}{{{_tex_escape(g.label)}}}" for g in table.groups)
+                   + f" & {_tex_escape(SPREAD_COLUMN)}" + r" \\")
+        out.append(" & " + " & ".join(name for _ in table.groups for _, name in TABLE_METRICS) + r" &  \\")
         out.append(r"\hline")
         if not body:
-            out.append("(no results) & " + " & ".join(["--"] * n_cols) + r" \\")
-        for method, cells, _ in body:
-            out.append(_tex_escape(method) + " & " + " & ".join(_tex_escape(_cell(m, s)) for m, s in cells) + r" \\")
+            out.append("(no results) & " + " & ".join(["--"] * n_cols) + r" &  \\")
+        for method, cells, _, spread in body:
+            out.append(_tex_escape(method) + " & " + " & ".join(_tex_escape(_cell(m, s)) for m, s in cells) + f" & {_tex_escape(spread)}" + r" \\")
         if chance_body:
             out.append(r"\hline")
         for label, values in chance_body:
-            out.append(_tex_escape(label) + " & " + " & ".join(_tex_escape(c) for c in _chance_cells(values)) + r" \\")
+            out.append(_tex_escape(label) + " & " + " & ".join(_tex_escape(c) for c in _chance_cells(values)) + r" &  \\")
         if published_body:
-            out += [r"\hline", f"\\multicolumn{{{n_cols + 1}}}{{l}}{{\\emph{{Reported in the papers}}}} \\\\", r"\hline"]
+            out += [r"\hline", f"\\multicolumn{{{n_cols + 2}}}{{l}}{{\\emph{{Reported in the papers}}}} \\\\", r"\hline"]
             for method, src, values in published_body:
                 cells = ["--" if v is None else f"{v:.2f}" for v in values]
-                out.append(f"{_tex_escape(method)} ({_tex_escape(src)}) & " + " & ".join(cells) + r" \\")
+                out.append(f"{_tex_escape(method)} ({_tex_escape(src)}) & " + " & ".join(cells) + r" &  \\")
         out += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(out)
 
@@ -390,12 +486,12 @@ def _csv_frame(filled: _Filled) -> pd.DataFrame:
     records = []
     for table, body, chance_body, published_body in filled:
         heads = _headers(table)
-        for method, cells, provenance in body:
+        for method, cells, provenance, spread in body:
             rec = {"table": table.title, "section": "this run", "method": method, "source": ""}
             for head, (mean, std) in zip(heads, cells):
                 rec[f"{head} mean"] = mean
                 rec[f"{head} std"] = std
-            records.append({**rec, **provenance})
+            records.append({**rec, SPREAD_COLUMN: spread, **provenance})
         for label, values in chance_body:
             rec = {"table": table.title, "section": "chance level", "method": label, "source": ""}
             for head, value in zip(heads, values):
@@ -409,9 +505,9 @@ def _csv_frame(filled: _Filled) -> pd.DataFrame:
                 rec[f"{head} std"] = None
             records.append(rec)
     frame = pd.DataFrame.from_records(records)
-    # Provenance last, and present (empty) even where no row has any.
-    metric_columns = [c for c in frame.columns if c not in PROVENANCE_COLUMNS]
-    return frame.reindex(columns=metric_columns + list(PROVENANCE_COLUMNS))
+    # The spread, then provenance, last, and present (empty) even where no row has any.
+    metric_columns = [c for c in frame.columns if c not in PROVENANCE_COLUMNS and c != SPREAD_COLUMN]
+    return frame.reindex(columns=metric_columns + [SPREAD_COLUMN, *PROVENANCE_COLUMNS])
 
 
 def provenance_records(rows: Sequence[dict]) -> list[dict[str, str]]:
@@ -440,7 +536,7 @@ def write_tables(
     Returns:
         ``{"md": path, "csv": path, "tex": path}``. CSV columns: ``table, section, method,
         source`` then ``"<Dataset> <metric> mean"`` / ``"... std"`` in percent (empty = missing),
-        then the provenance columns (:data:`~rgbir_reid.reporting.provenance.PROVENANCE_COLUMNS`,
+        then ``"± over"`` (:data:`SPREAD_COLUMN`: what the std is over, "this run" rows), then the provenance columns (:data:`~rgbir_reid.reporting.provenance.PROVENANCE_COLUMNS`,
         filled on "this run" rows); ``section`` is "this run", "chance level" or "reported in the papers".
 
     Raises:
