@@ -291,7 +291,9 @@ def train_input(wildcards):
     if uses_cache(wildcards.method):
         inputs = {"cache": f"{trial}/cache.h5"}
     else:
-        inputs = {"split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"}
+        inputs = {
+            "split": f"results/{wildcards.dataset}/splits/trial{wildcards.trial}.csv"
+        }
     family = FAMILY_OF[wildcards.method]
     if family.needs_generators and family.needs_generators(
         method_settings(wildcards.method)
