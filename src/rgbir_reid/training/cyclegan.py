@@ -285,9 +285,7 @@ def cyclegan_iteration(
         d.requires_grad_(False)
     terms, fake_rgb, fake_ir = cycle_generator_terms(g_rgb2ir, g_ir2rgb, score_ir, score_rgb, real_rgb, real_ir,
                                                      identity=lambda_identity > 0)
-    loss_g = cycle_generator_loss(terms, lambda_cycle, lambda_identity)
-    if generator_scale != 1.0:
-        loss_g = loss_g * generator_scale
+    loss_g = cycle_generator_loss(terms, lambda_cycle, lambda_identity) * generator_scale
     if task_terms is not None:
         extra, addends = task_terms(fake_rgb, fake_ir)
         terms.update(extra)
